@@ -1,0 +1,227 @@
+"""The public ``ThreadPoolExecutor``: a drop-in for ``concurrent.futures``' pool."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from ._config import (
+    check_count,
+    check_initializer,
+    check_limits,
+    check_name,
+    check_timeout,
+)
+from ._core import PoolCore
+from ._lifecycle import track
+from ._map import map_results
+from ._stats import PoolStats
+
+__all__ = ["ThreadPoolExecutor"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_pool_numbers = itertools.count()
+
+
+class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool with bounded admission, scaling, exact counters and drain shutdown.
+
+    It subclasses ``concurrent.futures.ThreadPoolExecutor`` for type identity only (so
+    ``asyncio`` accepts it as an executor) and shares none of its internals.
+
+    Args:
+        max_workers: The most threads run at once. ``None`` means the standard library's
+            default for the running Python (or ``min_workers``, if that is larger).
+        thread_name_prefix: Threads are named ``<prefix or name>_<n>``.
+        initializer: Called with ``initargs`` once in every new thread. If it raises, the
+            pool is broken: pending and later tasks fail with ``BrokenThreadPool``.
+        initargs: Arguments for ``initializer``.
+        min_workers: Threads started at construction that never retire.
+        max_queue_size: The most accepted tasks waiting for a thread; 0 is unbounded.
+        submit_timeout: How long ``submit`` waits for room when the queue is full:
+            ``None`` waits as long as it takes, 0 fails at once, more waits that long.
+            Then it raises ``PoolOverloaded``.
+        idle_timeout: Seconds after which an idle thread above ``min_workers`` exits;
+            ``None`` keeps idle threads forever.
+        name: The pool's name in logs, errors and metrics; defaults to
+            ``thread_name_prefix`` or ``"ThreadPoolExecutor-<k>"``.
+
+    Raises:
+        ValueError: A limit or timeout is out of range.
+        TypeError: A value has the wrong type, or ``initializer`` is not callable.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        min_workers: int = 0,
+        max_queue_size: int = 0,
+        submit_timeout: float | None = None,
+        idle_timeout: float | None = 60.0,
+        name: str | None = None,
+    ) -> None:
+        # super().__init__() is deliberately not called: this class owns all its state.
+        low, high = check_limits(min_workers, max_workers)
+        capacity = check_count("max_queue_size", max_queue_size, minimum=0)
+        self._submit_timeout = check_timeout("submit_timeout", submit_timeout, allow_zero=True)
+        idle = check_timeout("idle_timeout", idle_timeout, allow_zero=False)
+        prefix = check_name("thread_name_prefix", thread_name_prefix, allow_empty=True)
+        init, args = check_initializer(initializer, initargs)
+        if name is None:
+            name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
+        else:
+            check_name("name", name, allow_empty=False)
+        self._core = core = PoolCore(
+            name=name,
+            thread_prefix=prefix or name,
+            min_workers=low,
+            max_workers=high,
+            capacity=capacity,
+            idle_timeout=idle,
+            initializer=init,
+            initargs=args,
+        )
+        track(core)
+        # When this object is collected without shutdown(), the threads drain and exit.
+        self._collected = weakref.ref(self, lambda _: core.abandon())
+        core.start_min_workers()
+
+    @property
+    def name(self) -> str:
+        """The pool's name, as used in thread names, logs, errors and metrics."""
+        return self._core.name
+
+    @property
+    def _max_workers(self) -> int:
+        # Third-party code reads this private name of the standard pool.
+        return self._core.limits()[1]
+
+    @_max_workers.setter
+    def _max_workers(self, value: int) -> None:
+        self.resize(max_workers=value)
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedules ``fn(*args, **kwargs)`` and returns its future.
+
+        When every thread is busy and the queue is full, waits for room as
+        ``submit_timeout`` says.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            PoolOverloaded: There was no room within ``submit_timeout``.
+            RuntimeError: The pool has been shut down.
+            BrokenThreadPool: An initializer failed.
+        """
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, not {type(fn).__name__}")
+        return self._core.submit(fn, args, kwargs, self._submit_timeout)
+
+    def try_submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Like ``submit``, but never waits: ``PoolOverloaded`` at once if there is no room.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            PoolOverloaded: No thread is free and the queue is full.
+            RuntimeError: The pool has been shut down.
+            BrokenThreadPool: An initializer failed.
+        """
+        if not callable(fn):
+            raise TypeError(f"try_submit() needs a callable, not {type(fn).__name__}")
+        return self._core.submit(fn, args, kwargs, 0)
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Returns ``fn`` applied to the items of ``iterables``, in input order.
+
+        It waits for room in a full queue (it never raises ``PoolOverloaded``). With
+        ``buffersize=N`` at most N tasks run ahead of the consumer and the input is read
+        lazily, so an endless iterable needs bounded memory.
+
+        Args:
+            fn: Called with one item from each iterable.
+            iterables: The inputs, zipped.
+            timeout: Seconds from this call after which taking a result raises
+                ``TimeoutError``; the tasks not yet finished are then cancelled.
+            chunksize: Accepted for compatibility; threads take one item at a time.
+            buffersize: The most tasks submitted ahead of the consumer.
+
+        Raises:
+            TypeError, ValueError: An argument is invalid.
+            RuntimeError: The pool has been shut down.
+        """
+        core = self._core
+
+        def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
+            return core.submit(fn, args, {}, None)
+
+        return map_results(submit, fn, iterables, timeout, chunksize, buffersize)
+
+    def shutdown(
+        self, wait: bool = True, *, cancel_futures: bool = False, drain: bool = True
+    ) -> None:
+        """Stops accepting tasks and lets the threads exit once the work is done.
+
+        Calling it again is harmless. It never deadlocks, not even from a task or a
+        done-callback (it then waits for every *other* thread).
+
+        Args:
+            wait: Return only when every worker thread has exited.
+            cancel_futures: Cancel the tasks that have not started (as ``drain=False``).
+            drain: Run every accepted task, the queued ones included. With ``False`` the
+                queued tasks are cancelled; running tasks always finish.
+        """
+        self._core.shutdown(wait=wait, cancel=cancel_futures or not drain)
+
+    def resize(self, *, min_workers: int | None = None, max_workers: int | None = None) -> None:
+        """Changes the thread limits at run time; ``None`` keeps a limit as it is.
+
+        Growing starts threads for queued work (and up to the new ``min_workers``) at
+        once. Shrinking retires surplus idle threads now and busy ones after their task.
+
+        Raises:
+            ValueError: A limit is out of range, or ``min_workers > max_workers``.
+            TypeError: A limit is not an int.
+            RuntimeError: The pool has been shut down.
+        """
+        if min_workers is not None:
+            check_count("min_workers", min_workers, minimum=0)
+        if max_workers is not None:
+            check_count("max_workers", max_workers, minimum=1)
+        self._core.resize(min_workers, max_workers)
+
+    def stats(self) -> PoolStats:
+        """Returns one consistent snapshot of the pool's threads, queue and counters."""
+        return self._core.snapshot()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        capacity = s.queue_capacity or "unbounded"
+        return (
+            f"<{type(self).__name__} {self.name!r} workers={s.workers}/{s.max_workers} "
+            f"active={s.active} queued={s.queued}/{capacity}>"
+        )

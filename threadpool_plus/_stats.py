@@ -1,0 +1,50 @@
+"""The frozen snapshot returned by ``ThreadPoolExecutor.stats()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PoolStats"]
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """One consistent snapshot of a pool, taken under the pool's lock.
+
+    In every snapshot ``submitted == completed + failed + cancelled + active + queued``.
+
+    Attributes:
+        workers: Live worker threads.
+        idle_workers: Threads waiting for work.
+        active: Tasks handed to a thread and not yet finished.
+        queued: Accepted tasks waiting for a thread (a future the caller cancelled
+            stays here until the pool discards it).
+        queue_capacity: ``max_queue_size``; 0 means unbounded.
+        min_workers: Threads kept alive even when idle.
+        max_workers: The most threads the pool will run at once.
+        peak_workers: The most live threads seen at once.
+        submitted: Tasks accepted (rejected tasks are not counted here).
+        completed: Tasks that returned normally.
+        failed: Tasks that raised, or that the pool failed because it broke.
+        cancelled: Tasks cancelled before they started.
+        rejected: Submissions refused with ``PoolOverloaded``.
+    """
+
+    workers: int
+    idle_workers: int
+    active: int
+    queued: int
+    queue_capacity: int
+    min_workers: int
+    max_workers: int
+    peak_workers: int
+    submitted: int
+    completed: int
+    failed: int
+    cancelled: int
+    rejected: int
+
+    @property
+    def busy_workers(self) -> int:
+        """Threads that are not idle (running a task or about to)."""
+        return self.workers - self.idle_workers

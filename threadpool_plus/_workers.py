@@ -1,0 +1,151 @@
+"""Worker threads: run tasks, report to the core, wait idle on a private inbox.
+
+A worker never dies from a task: whatever the task raises (``BaseException`` included)
+goes onto its future. It leaves no reference to a finished task's callable, arguments
+or result behind: the loop rebinds those names before it waits for the next task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from queue import Empty, SimpleQueue
+from typing import TYPE_CHECKING, Any, Final, Union
+
+if TYPE_CHECKING:
+    from ._core import PoolCore
+
+__all__ = [
+    "CANCELLED",
+    "COMPLETED",
+    "EXIT",
+    "FAILED",
+    "WAKE",
+    "Message",
+    "WorkItem",
+    "Worker",
+    "logger",
+]
+
+logger = logging.getLogger("threadpool_plus")
+
+# A task: (future, fn, args, kwargs). A tuple rather than a class because one is built
+# on every submit, and a tuple costs a fraction of an instance.
+WorkItem = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class _Exit:
+    """The type of ``EXIT``: "you have been retired, return"."""
+
+    def __repr__(self) -> str:
+        return "EXIT"
+
+
+EXIT: Final = _Exit()
+WAKE: Final = None  # "look at the pool again": it may have shrunk, closed or been dropped
+
+# What a worker may find in its inbox, or get back from the core.
+Message = Union[WorkItem, _Exit, None]
+
+# Task outcomes, as reported to PoolCore.task_done.
+COMPLETED: Final = 0
+FAILED: Final = 1
+CANCELLED: Final = 2
+
+
+class Worker:
+    """One pool thread and the inbox through which it receives its tasks."""
+
+    __slots__ = ("core", "first", "inbox", "thread", "wait_timeout")
+
+    def __init__(self, core: PoolCore, name: str, first: WorkItem | None) -> None:
+        self.core = core
+        self.first = first  # not passed as a Thread arg: Thread keeps its args alive
+        self.inbox: SimpleQueue[Message] = SimpleQueue()
+        self.wait_timeout: float | None = None  # written by the core under its lock
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        core = self.core
+        try:
+            if core.initializer is not None:
+                try:
+                    core.initializer(*core.initargs)
+                except BaseException:
+                    logger.critical(
+                        "Exception in initializer of pool %r; the pool is broken",
+                        core.name,
+                        exc_info=True,
+                        extra={"pool": core.name, "worker": self.thread.name},
+                    )
+                    first, self.first = self.first, None
+                    core.initializer_failed(self, first)
+                    return
+            self._work()
+        finally:
+            core.forget(self)
+
+    def _work(self) -> None:
+        task_done = self.core.task_done
+        item: Message = self.first
+        self.first = None
+        while True:
+            if item is None:
+                item = self._wait()
+            if item is EXIT:
+                return
+            assert not isinstance(item, _Exit)  # for the type checker
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():  # the caller cancelled it
+                del future
+                item = task_done(self, CANCELLED)
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                del fn, args, kwargs
+                item = task_done(self, FAILED)
+                _fail(future, exc)
+            else:
+                del fn, args, kwargs
+                item = task_done(self, COMPLETED)
+                try:
+                    future.set_result(result)
+                except BaseException:
+                    _log_callback_error(future)
+                result = None
+            del future  # it holds the result
+
+    def _wait(self) -> WorkItem | _Exit:
+        """Blocks while idle; returns a task or ``EXIT``."""
+        core = self.core
+        while True:
+            try:
+                message = self.inbox.get(True, self.wait_timeout)
+            except Empty:
+                message = core.recheck(self, timed_out=True)
+            else:
+                if message is WAKE:
+                    message = core.recheck(self, timed_out=False)
+            if message is not None:
+                return message
+
+
+def _fail(future: Future[Any], exc: BaseException) -> None:
+    # Drop the worker loop's own frame from the traceback: it is the task's frames the
+    # reader wants, and the loop's frame is alive and would show whatever runs next.
+    traceback = exc.__traceback__
+    if traceback is not None and traceback.tb_next is not None:
+        exc.__traceback__ = traceback.tb_next
+    try:
+        future.set_exception(exc)
+    except BaseException:
+        _log_callback_error(future)
+
+
+def _log_callback_error(future: Future[Any]) -> None:
+    # Future._invoke_callbacks logs an Exception from a callback itself; what reaches us
+    # is a BaseException (SystemExit, KeyboardInterrupt...) and the worker must survive it.
+    logger.exception("exception calling callback for %r", future)
