@@ -18,6 +18,7 @@ def test_exported_names_are_pinned() -> None:
     assert sorted(threadpool_plus.__all__) == [
         "PoolOverloaded",
         "PoolStats",
+        "TaskFailure",
         "ThreadPoolExecutor",
         "__version__",
     ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from ._errors import PoolOverloaded
 from ._executor import ThreadPoolExecutor
+from ._failures import TaskFailure
 from ._stats import PoolStats
 
-__all__ = ["PoolOverloaded", "PoolStats", "ThreadPoolExecutor", "__version__"]
+__all__ = ["PoolOverloaded", "PoolStats", "TaskFailure", "ThreadPoolExecutor", "__version__"]
 
 __version__ = "0.1.0"

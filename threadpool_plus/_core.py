@@ -37,6 +37,7 @@ from time import monotonic
 from typing import Any
 
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
+from ._failures import TaskFailure, TrackedFuture
 from ._stats import PoolStats
 from ._workers import COMPLETED, EXIT, FAILED, WAKE, Message, Worker, WorkItem
 
@@ -57,6 +58,8 @@ class PoolCore:
         idle_timeout: float | None,
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
+        failure_history: int,
+        on_task_error: Callable[[TaskFailure], object] | None,
     ) -> None:
         # Fixed at construction; read without the lock.
         self.name = name
@@ -65,6 +68,7 @@ class PoolCore:
         self.idle_timeout = idle_timeout
         self.initializer = initializer
         self.initargs = initargs
+        self.on_task_error = on_task_error
         self._reset_sync()
         # Everything below is guarded by self.lock.
         self.min_workers = min_workers
@@ -80,6 +84,10 @@ class PoolCore:
         self.failed = 0
         self.cancelled = 0
         self.rejected = 0
+        # The newest failures, oldest first; None when failure_history is 0.
+        self.failures: deque[TaskFailure] | None = (
+            deque(maxlen=failure_history) if failure_history else None
+        )
         self.waiting = 0  # submitters blocked on not_full
         self.thread_number = 0  # the next thread's name suffix; never reused
         self.closed: str | None = None  # why new work is refused (None: open)
@@ -104,7 +112,7 @@ class PoolCore:
         timeout: float | None,
     ) -> Future[Any]:
         """Accepts a task or raises; ``timeout`` is how long to wait for room."""
-        future: Future[Any] = Future()
+        future: TrackedFuture[Any] = TrackedFuture()
         item = (future, fn, args, kwargs)
         main = get_ident() == self.main_ident
         if main:
@@ -187,7 +195,9 @@ class PoolCore:
         # Only threads above min_workers may time out; the others wait for good.
         return self.idle_timeout if nworkers > self.min_workers else None
 
-    def task_done(self, worker: Worker, outcome: int) -> Message:
+    def task_done(
+        self, worker: Worker, outcome: int, failure: TaskFailure | None = None
+    ) -> Message:
         """Counts a finished task; returns the worker's next task, ``None`` (now idle)
         or ``EXIT``. The hot path: one lock round trip per task."""
         with self.lock:
@@ -196,6 +206,8 @@ class PoolCore:
                 self.completed += 1
             elif outcome == FAILED:
                 self.failed += 1
+                if self.failures is not None and failure is not None:
+                    self.failures.append(failure)
             else:
                 self.cancelled += 1
             if self.nworkers > self.max_workers:  # resize() shrank the pool
@@ -272,8 +284,8 @@ class PoolCore:
             self._retire_idle()
             if self.waiting:
                 self.not_full.notify_all()
-        for future in doomed:
-            future.set_exception(BrokenThreadPool(BROKEN_MESSAGE))
+        for broken in doomed:
+            broken.set_exception(BrokenThreadPool(BROKEN_MESSAGE))
 
     def _retire_idle(self, keep: int = 0) -> None:
         """Retires idle workers, longest idle first, until ``keep`` threads remain."""
@@ -397,6 +409,10 @@ class PoolCore:
                 rejected=self.rejected,
             )
 
+    def recent_failures(self) -> list[TaskFailure]:
+        with self.guarded():
+            return [] if self.failures is None else list(self.failures)
+
     def limits(self) -> tuple[int, int]:
         with self.guarded():
             return self.min_workers, self.max_workers
@@ -424,6 +440,8 @@ class PoolCore:
         busy = int(adopted is not None and not was_idle)
         self.active = self.submitted = busy
         self.completed = self.failed = self.cancelled = self.rejected = 0
+        if self.failures is not None:
+            self.failures = deque(maxlen=self.failures.maxlen)
         self.waiting = 0
         self.main_in_lock = False
         self.deferred_shutdown = None

@@ -18,6 +18,7 @@ from ._config import (
     check_timeout,
 )
 from ._core import PoolCore
+from ._failures import TaskFailure
 from ._lifecycle import track
 from ._map import map_results
 from ._stats import PoolStats
@@ -52,6 +53,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             ``None`` keeps idle threads forever.
         name: The pool's name in logs, errors and metrics; defaults to
             ``thread_name_prefix`` or ``"ThreadPoolExecutor-<k>"``.
+        failure_history: How many ``TaskFailure`` records ``recent_failures()`` keeps;
+            0 keeps none.
+        on_task_error: Called with the ``TaskFailure`` of every failed task, on the
+            worker thread, before the task's future resolves. If it raises, that is
+            logged and the worker carries on.
 
     Raises:
         ValueError: A limit or timeout is out of range.
@@ -70,6 +76,8 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         submit_timeout: float | None = None,
         idle_timeout: float | None = 60.0,
         name: str | None = None,
+        failure_history: int = 100,
+        on_task_error: Callable[[TaskFailure], object] | None = None,
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
         low, high = check_limits(min_workers, max_workers)
@@ -78,6 +86,9 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         idle = check_timeout("idle_timeout", idle_timeout, allow_zero=False)
         prefix = check_name("thread_name_prefix", thread_name_prefix, allow_empty=True)
         init, args = check_initializer(initializer, initargs)
+        history = check_count("failure_history", failure_history, minimum=0)
+        if on_task_error is not None and not callable(on_task_error):
+            raise TypeError("on_task_error must be a callable or None")
         if name is None:
             name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
         else:
@@ -91,6 +102,8 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             idle_timeout=idle,
             initializer=init,
             initargs=args,
+            failure_history=history,
+            on_task_error=on_task_error,
         )
         track(core)
         # When this object is collected without shutdown(), the threads drain and exit.
@@ -206,6 +219,14 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             check_count("max_workers", max_workers, minimum=1)
         self._core.resize(min_workers, max_workers)
 
+    def recent_failures(self) -> list[TaskFailure]:
+        """Returns the newest ``TaskFailure`` records, oldest first.
+
+        At most ``failure_history`` are kept; the records hold no frame of the failed
+        tasks, so keeping them keeps no task's local variables alive.
+        """
+        return self._core.recent_failures()
+
     def stats(self) -> PoolStats:
         """Returns one consistent snapshot of the pool's threads, queue and counters."""
         return self._core.snapshot()
@@ -216,7 +237,10 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> None:
-        self.shutdown(wait=True)
+        # After Ctrl-C nobody wants to wait for a long queue to drain: cancel what has
+        # not started and wait only for the running tasks (a second Ctrl-C stops that).
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self.shutdown(wait=True, cancel_futures=interrupted)
 
     def __repr__(self) -> str:
         s = self.stats()

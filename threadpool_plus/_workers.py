@@ -7,12 +7,14 @@ or result behind: the loop rebinds those names before it waits for the next task
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
+from time import perf_counter, time
 from typing import TYPE_CHECKING, Any, Final, Union
+
+from ._failures import TaskFailure, TrackedFuture, describe, log_extra, logger
 
 if TYPE_CHECKING:
     from ._core import PoolCore
@@ -26,14 +28,11 @@ __all__ = [
     "Message",
     "WorkItem",
     "Worker",
-    "logger",
 ]
-
-logger = logging.getLogger("threadpool_plus")
 
 # A task: (future, fn, args, kwargs). A tuple rather than a class because one is built
 # on every submit, and a tuple costs a fraction of an instance.
-WorkItem = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+WorkItem = tuple[TrackedFuture[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class _Exit:
@@ -102,12 +101,15 @@ class Worker:
                 del future
                 item = task_done(self, CANCELLED)
                 continue
+            started = perf_counter()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                failure = self._record(fn, exc, started)
                 del fn, args, kwargs
-                item = task_done(self, FAILED)
-                _fail(future, exc)
+                item = task_done(self, FAILED, failure)
+                self._fail(future, exc, failure)
+                del failure
             else:
                 del fn, args, kwargs
                 item = task_done(self, COMPLETED)
@@ -117,6 +119,34 @@ class Worker:
                     _log_callback_error(future)
                 result = None
             del future  # it holds the result
+
+    def _record(self, fn: Callable[..., Any], exc: BaseException, started: float) -> TaskFailure:
+        duration = perf_counter() - started
+        # Drop this loop's frame from the traceback: the reader wants the task's frames,
+        # and this frame is alive and would show whatever the worker runs next.
+        traceback = exc.__traceback__
+        if traceback is not None and traceback.tb_next is not None:
+            exc.__traceback__ = traceback.tb_next
+        return describe(fn, exc, self.thread.name, time() - duration, duration)
+
+    def _fail(self, future: TrackedFuture[Any], exc: BaseException, failure: TaskFailure) -> None:
+        core = self.core
+        hook = core.on_task_error
+        if hook is not None:
+            try:
+                hook(failure)
+            except BaseException:
+                logger.exception(
+                    "on_task_error hook of pool %r raised while handling a failure of %s",
+                    core.name,
+                    failure.task,
+                    extra=log_extra(core.name, failure),
+                )
+        future.arm_report(core.name, failure)
+        try:
+            future.set_exception(exc)
+        except BaseException:
+            _log_callback_error(future)
 
     def _wait(self) -> WorkItem | _Exit:
         """Blocks while idle; returns a task or ``EXIT``."""
@@ -131,18 +161,6 @@ class Worker:
                     message = core.recheck(self, timed_out=False)
             if message is not None:
                 return message
-
-
-def _fail(future: Future[Any], exc: BaseException) -> None:
-    # Drop the worker loop's own frame from the traceback: it is the task's frames the
-    # reader wants, and the loop's frame is alive and would show whatever runs next.
-    traceback = exc.__traceback__
-    if traceback is not None and traceback.tb_next is not None:
-        exc.__traceback__ = traceback.tb_next
-    try:
-        future.set_exception(exc)
-    except BaseException:
-        _log_callback_error(future)
 
 
 def _log_callback_error(future: Future[Any]) -> None:

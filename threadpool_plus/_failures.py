@@ -1,0 +1,165 @@
+"""Failure capture: records, the error hook and never-retrieved reports.
+
+When a task raises, the worker builds one ``TaskFailure`` (formatting the traceback
+there and then), appends it to the pool's ring, passes it to ``on_task_error`` and only
+then resolves the future. If that future is garbage-collected before anyone called
+``result()``, ``exception()`` or ``add_done_callback()`` on it, the failure is logged at
+ERROR on the ``threadpool_plus`` logger, as asyncio does for a task's exception: a
+fire-and-forget task cannot fail silently, and a handled failure makes no noise.
+
+Log records carry ``extra`` fields for log pipelines: ``pool``, ``task``, ``worker`` (the
+thread's name), ``duration`` (seconds) and ``exc_type``. Task arguments are never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import logging
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = ["TaskFailure", "TrackedFuture", "describe", "log_extra", "logger"]
+
+logger = logging.getLogger("threadpool_plus")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that raised, as recorded by the pool.
+
+    Attributes:
+        task: The callable's qualified name (``functools.partial`` is looked through).
+        exception: The exception, or a copy of it without ``__traceback__``, so that a
+            record pins no frame (and no local variable) of the failed task.
+        traceback: The formatted traceback, chained exceptions included.
+        thread: The name of the worker thread that ran the task.
+        started_at: ``time.time()`` when the task started.
+        duration: Seconds the task ran before it raised.
+    """
+
+    task: str
+    exception: BaseException
+    traceback: str
+    thread: str
+    started_at: float
+    duration: float
+
+
+def task_name(fn: Callable[..., Any]) -> str:
+    """The qualified name of a callable, for records and logs (never its arguments)."""
+    if isinstance(fn, functools.partial):
+        return f"partial({task_name(fn.func)})"
+    name = getattr(fn, "__qualname__", None)
+    if not isinstance(name, str):
+        name = type(fn).__qualname__  # a callable instance
+    return name
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` without traceback, cause or context; ``exc`` if it won't copy."""
+    try:
+        clone = copy.copy(exc)  # BaseException.__reduce__ keeps args and __dict__ only
+    except Exception:
+        return exc
+    if type(clone) is not type(exc):
+        return exc
+    return clone
+
+
+def describe(
+    fn: Callable[..., Any], exc: BaseException, thread: str, started_at: float, duration: float
+) -> TaskFailure:
+    """Builds the record of a failure; the traceback is formatted here, once."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return TaskFailure(
+        task=task_name(fn),
+        exception=_detached(exc),
+        traceback=text,
+        thread=thread,
+        started_at=started_at,
+        duration=duration,
+    )
+
+
+def log_extra(pool: str, failure: TaskFailure) -> dict[str, object]:
+    """The structured fields of every log record about a failed task."""
+    return {
+        "pool": pool,
+        "task": failure.task,
+        "worker": failure.thread,
+        "duration": failure.duration,
+        "exc_type": type(failure.exception).__qualname__,
+    }
+
+
+class _UnretrievedReport:
+    """Logs a failure when the future that holds it is collected unobserved."""
+
+    __slots__ = ("armed", "failure", "pool")
+
+    def __init__(self, pool: str, failure: TaskFailure) -> None:
+        self.armed = True
+        self.pool = pool
+        self.failure = failure  # a record: strings and a detached exception, no frames
+
+    def __del__(self) -> None:
+        if not self.armed:
+            return
+        failure = self.failure
+        # Logging may already be torn down when this runs at interpreter exit.
+        with contextlib.suppress(Exception):
+            logger.error(
+                "Task %s in pool %r failed and its exception was never retrieved:\n%s",
+                failure.task,
+                self.pool,
+                failure.traceback.rstrip("\n"),
+                extra=log_extra(self.pool, failure),
+            )
+
+
+class TrackedFuture(Future[T]):
+    """A ``concurrent.futures.Future`` that knows whether anyone looked at its outcome.
+
+    ``result()``, ``exception()`` and ``add_done_callback()`` mark it observed. A failed
+    future that is never observed logs its failure when it is garbage-collected.
+    """
+
+    # Class-level defaults: a future that never fails costs no per-instance state.
+    _observed = False
+    _report: _UnretrievedReport | None = None
+
+    def _observe(self) -> None:
+        # Set the flag before reading the report; arm_report() sets the report before
+        # reading the flag. Whichever runs second disarms: no lost or false report.
+        self._observed = True
+        report = self._report
+        if report is not None:
+            report.armed = False
+            self._report = None
+
+    def result(self, timeout: float | None = None) -> T:
+        self._observe()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._observe()
+        return super().exception(timeout)
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        self._observe()
+        super().add_done_callback(fn)
+
+    def arm_report(self, pool: str, failure: TaskFailure) -> None:
+        """Called by the worker before it sets the exception."""
+        report = _UnretrievedReport(pool, failure)
+        self._report = report
+        if self._observed:
+            report.armed = False
+            self._report = None
