@@ -27,19 +27,21 @@ critical section of the main thread (see ``shutdown``). Both only store a flag a
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from queue import SimpleQueue
 from threading import get_ident
-from time import monotonic
+from time import monotonic, perf_counter
 from typing import Any
 
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
 from ._failures import TaskFailure, TrackedFuture
+from ._histogram import Histogram, HistogramSnapshot
 from ._stats import PoolStats
-from ._workers import COMPLETED, EXIT, FAILED, WAKE, Message, Worker, WorkItem
+from ._workers import CANCELLED, COMPLETED, EXIT, FAILED, WAKE, Message, Worker, WorkItem
 
 __all__ = ["PoolCore"]
 
@@ -60,6 +62,7 @@ class PoolCore:
         initargs: tuple[Any, ...],
         failure_history: int,
         on_task_error: Callable[[TaskFailure], object] | None,
+        histogram_buckets: tuple[float, ...],
     ) -> None:
         # Fixed at construction; read without the lock.
         self.name = name
@@ -88,6 +91,8 @@ class PoolCore:
         self.failures: deque[TaskFailure] | None = (
             deque(maxlen=failure_history) if failure_history else None
         )
+        self.queue_wait = Histogram(histogram_buckets)  # accepted -> started, seconds
+        self.run_time = Histogram(histogram_buckets)  # started -> returned or raised
         self.waiting = 0  # submitters blocked on not_full
         self.thread_number = 0  # the next thread's name suffix; never reused
         self.closed: str | None = None  # why new work is refused (None: open)
@@ -113,7 +118,7 @@ class PoolCore:
     ) -> Future[Any]:
         """Accepts a task or raises; ``timeout`` is how long to wait for room."""
         future: TrackedFuture[Any] = TrackedFuture()
-        item = (future, fn, args, kwargs)
+        item = (future, fn, args, kwargs, perf_counter())
         main = get_ident() == self.main_ident
         if main:
             self.main_in_lock = True
@@ -196,10 +201,15 @@ class PoolCore:
         return self.idle_timeout if nworkers > self.min_workers else None
 
     def task_done(
-        self, worker: Worker, outcome: int, failure: TaskFailure | None = None
+        self,
+        worker: Worker,
+        outcome: int,
+        waited: float = 0.0,
+        ran: float = 0.0,
+        failure: TaskFailure | None = None,
     ) -> Message:
-        """Counts a finished task; returns the worker's next task, ``None`` (now idle)
-        or ``EXIT``. The hot path: one lock round trip per task."""
+        """Counts a finished task (``waited`` and ``ran`` in seconds); returns the worker's
+        next task, ``None`` (now idle) or ``EXIT``. The hot path: one lock round trip."""
         with self.lock:
             self.active -= 1
             if outcome == COMPLETED:
@@ -210,6 +220,14 @@ class PoolCore:
                     self.failures.append(failure)
             else:
                 self.cancelled += 1
+            if outcome != CANCELLED:
+                # Histogram.observe, inlined: this runs once per task.
+                hist = self.queue_wait
+                hist.counts[bisect_left(hist.bounds, waited)] += 1
+                hist.sum += waited
+                hist = self.run_time
+                hist.counts[bisect_left(hist.bounds, ran)] += 1
+                hist.sum += ran
             if self.nworkers > self.max_workers:  # resize() shrank the pool
                 self.nworkers -= 1
                 return EXIT
@@ -393,21 +411,29 @@ class PoolCore:
     def snapshot(self) -> PoolStats:
         """One consistent ``PoolStats``."""
         with self.guarded():
-            return PoolStats(
-                workers=self.nworkers,
-                idle_workers=len(self.idle),
-                active=self.active,
-                queued=len(self.queue),
-                queue_capacity=self.capacity,
-                min_workers=self.min_workers,
-                max_workers=self.max_workers,
-                peak_workers=self.peak_workers,
-                submitted=self.submitted,
-                completed=self.completed,
-                failed=self.failed,
-                cancelled=self.cancelled,
-                rejected=self.rejected,
-            )
+            return self._stats()
+
+    def metrics(self) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
+        """Stats, queue-wait and run-time histograms, all from one instant."""
+        with self.guarded():
+            return self._stats(), self.queue_wait.snapshot(), self.run_time.snapshot()
+
+    def _stats(self) -> PoolStats:
+        return PoolStats(
+            workers=self.nworkers,
+            idle_workers=len(self.idle),
+            active=self.active,
+            queued=len(self.queue),
+            queue_capacity=self.capacity,
+            min_workers=self.min_workers,
+            max_workers=self.max_workers,
+            peak_workers=self.peak_workers,
+            submitted=self.submitted,
+            completed=self.completed,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            rejected=self.rejected,
+        )
 
     def recent_failures(self) -> list[TaskFailure]:
         with self.guarded():
@@ -442,6 +468,8 @@ class PoolCore:
         self.completed = self.failed = self.cancelled = self.rejected = 0
         if self.failures is not None:
             self.failures = deque(maxlen=self.failures.maxlen)
+        self.queue_wait = Histogram(self.queue_wait.bounds)
+        self.run_time = Histogram(self.run_time.bounds)
         self.waiting = 0
         self.main_in_lock = False
         self.deferred_shutdown = None

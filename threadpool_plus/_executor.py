@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -19,6 +19,7 @@ from ._config import (
 )
 from ._core import PoolCore
 from ._failures import TaskFailure
+from ._histogram import check_buckets
 from ._lifecycle import track
 from ._map import map_results
 from ._stats import PoolStats
@@ -58,6 +59,8 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         on_task_error: Called with the ``TaskFailure`` of every failed task, on the
             worker thread, before the task's future resolves. If it raises, that is
             logged and the worker carries on.
+        histogram_buckets: Upper bounds, in seconds, of the buckets of the queue-wait
+            and run-time histograms; ``None`` spans 10 microseconds to 5 minutes.
 
     Raises:
         ValueError: A limit or timeout is out of range.
@@ -78,6 +81,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         name: str | None = None,
         failure_history: int = 100,
         on_task_error: Callable[[TaskFailure], object] | None = None,
+        histogram_buckets: Sequence[float] | None = None,
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
         low, high = check_limits(min_workers, max_workers)
@@ -89,6 +93,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         history = check_count("failure_history", failure_history, minimum=0)
         if on_task_error is not None and not callable(on_task_error):
             raise TypeError("on_task_error must be a callable or None")
+        buckets = check_buckets(histogram_buckets)
         if name is None:
             name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
         else:
@@ -104,6 +109,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             initargs=args,
             failure_history=history,
             on_task_error=on_task_error,
+            histogram_buckets=buckets,
         )
         track(core)
         # When this object is collected without shutdown(), the threads drain and exit.

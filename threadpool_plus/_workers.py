@@ -30,9 +30,9 @@ __all__ = [
     "Worker",
 ]
 
-# A task: (future, fn, args, kwargs). A tuple rather than a class because one is built
-# on every submit, and a tuple costs a fraction of an instance.
-WorkItem = tuple[TrackedFuture[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+# A task: (future, fn, args, kwargs, perf_counter() when accepted). A tuple rather than a
+# class because one is built on every submit, and a tuple costs a fraction of an instance.
+WorkItem = tuple[TrackedFuture[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], float]
 
 
 class _Exit:
@@ -96,7 +96,7 @@ class Worker:
             if item is EXIT:
                 return
             assert not isinstance(item, _Exit)  # for the type checker
-            future, fn, args, kwargs = item
+            future, fn, args, kwargs, accepted = item
             if not future.set_running_or_notify_cancel():  # the caller cancelled it
                 del future
                 item = task_done(self, CANCELLED)
@@ -105,14 +105,16 @@ class Worker:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                failure = self._record(fn, exc, started)
+                ran = perf_counter() - started
+                failure = self._record(fn, exc, ran)
                 del fn, args, kwargs
-                item = task_done(self, FAILED, failure)
+                item = task_done(self, FAILED, started - accepted, ran, failure)
                 self._fail(future, exc, failure)
                 del failure
             else:
+                ran = perf_counter() - started
                 del fn, args, kwargs
-                item = task_done(self, COMPLETED)
+                item = task_done(self, COMPLETED, started - accepted, ran)
                 try:
                     future.set_result(result)
                 except BaseException:
@@ -120,8 +122,7 @@ class Worker:
                 result = None
             del future  # it holds the result
 
-    def _record(self, fn: Callable[..., Any], exc: BaseException, started: float) -> TaskFailure:
-        duration = perf_counter() - started
+    def _record(self, fn: Callable[..., Any], exc: BaseException, duration: float) -> TaskFailure:
         # Drop this loop's frame from the traceback: the reader wants the task's frames,
         # and this frame is alive and would show whatever the worker runs next.
         traceback = exc.__traceback__
