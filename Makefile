@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench test-all clean
+.PHONY: test lint typecheck pytest demo bench test-all clean prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,27 @@ test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check threadpool_plus tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict
 
-pytest: $(STAMP)
+pytest: $(STAMP) prometheus-tools
 	$(BIN)/python -m pytest
+
+# The Prometheus integration test needs a real server and promtool: Debian's package,
+# installed when missing and possible (CI runs as root). Otherwise that test skips.
+prometheus-tools:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's prometheus package for the integration test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus >/dev/null \
+	      || echo "could not install prometheus: its integration test will skip"; \
+	  else \
+	    echo "prometheus/promtool missing and not root: the integration test will skip"; \
+	  fi; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

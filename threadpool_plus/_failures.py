@@ -124,6 +124,11 @@ class _UnretrievedReport:
             )
 
 
+_result = Future.result
+_exception = Future.exception
+_add_done_callback = Future.add_done_callback
+
+
 class TrackedFuture(Future[T]):
     """A ``concurrent.futures.Future`` that knows whether anyone looked at its outcome.
 
@@ -135,26 +140,33 @@ class TrackedFuture(Future[T]):
     _observed = False
     _report: _UnretrievedReport | None = None
 
-    def _observe(self) -> None:
-        # Set the flag before reading the report; arm_report() sets the report before
-        # reading the flag. Whichever runs second disarms: no lost or false report.
+    # Each observer sets the flag, then reads the report; arm_report() sets the report,
+    # then reads the flag. Whichever runs second disarms: no lost and no false report.
+    # (Inlined rather than shared through a method: result() is on every caller's path.)
+
+    def result(self, timeout: float | None = None) -> T:
         self._observed = True
+        if self._report is not None:
+            self._disarm()
+        return _result(self, timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        return _exception(self, timeout)
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        _add_done_callback(self, fn)
+
+    def _disarm(self) -> None:
         report = self._report
         if report is not None:
             report.armed = False
             self._report = None
-
-    def result(self, timeout: float | None = None) -> T:
-        self._observe()
-        return super().result(timeout)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._observe()
-        return super().exception(timeout)
-
-    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
-        self._observe()
-        super().add_done_callback(fn)
 
     def arm_report(self, pool: str, failure: TaskFailure) -> None:
         """Called by the worker before it sets the exception."""

@@ -39,6 +39,9 @@ Histograms (seconds; buckets set by the pool's ``histogram_buckets``):
 - ``threadpool_task_queue_wait_seconds``: from acceptance to the start of the task.
 - ``threadpool_task_run_seconds``: from the start of the task until it returned or raised.
 
+Both observe every task that ran; a task cancelled before it started, or failed with
+``BrokenThreadPool`` without running, is not observed.
+
 At all times ``submitted_total == completed_total + failed_total + cancelled_total +
 active_tasks + queued_tasks`` within one scrape.
 """
