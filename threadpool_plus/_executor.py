@@ -185,10 +185,11 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             TypeError, ValueError: An argument is invalid.
             RuntimeError: The pool has been shut down.
         """
-        core = self._core
 
         def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
-            return core.submit(fn, args, {}, None)
+            # Through self, not self._core: a lazy map keeps its pool alive until the
+            # input is exhausted, instead of finding it collected half-way.
+            return self._core.submit(fn, args, {}, None)
 
         return map_results(submit, fn, iterables, timeout, chunksize, buffersize)
 
