@@ -42,7 +42,8 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python benchmarks/suite.py
 
 # The suite on every Python this machine has: pyenv's 3.10-3.13 and Debian's 3.14/3.15.
 test-all:

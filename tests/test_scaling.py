@@ -107,8 +107,8 @@ def test_min_workers_never_retire(make_pool: PoolFactory, gate: Gate) -> None:
     for future in futures:
         future.result()
     wait_until(lambda: pool.stats().workers == 2)
-    # The two left wait without a timeout: nothing will retire them.
-    assert [w.wait_timeout for w in pool._core.idle] == [None, None]
+    # The two left end up waiting without a timeout: nothing will retire them.
+    wait_until(lambda: [w.wait_timeout for w in pool._core.idle] == [None, None])
     assert not threading.Event().wait(0.1)  # several idle timeouts pass
     assert pool.stats().workers == 2
 

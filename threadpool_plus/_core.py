@@ -27,6 +27,7 @@ critical section of the main thread (see ``shutdown``). Both only store a flag a
 from __future__ import annotations
 
 import threading
+import weakref
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,10 +36,10 @@ from contextlib import contextmanager
 from queue import SimpleQueue
 from threading import get_ident
 from time import monotonic, perf_counter
-from typing import Any
+from typing import Any, Literal
 
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
-from ._failures import TaskFailure, TrackedFuture
+from ._failures import TaskFailure, TrackedFuture, logger
 from ._histogram import Histogram, HistogramSnapshot
 from ._stats import PoolStats
 from ._workers import CANCELLED, COMPLETED, EXIT, FAILED, WAKE, Message, Worker, WorkItem
@@ -100,8 +101,8 @@ class PoolCore:
         # Written only by the main thread: True while it is inside (or entering) a
         # critical section, so a signal handler running on top of it can tell.
         self.main_in_lock = False
-        self.deferred_shutdown: bool | None = None  # cancel flag of a deferred shutdown
         self.main_ident = threading.main_thread().ident
+        self.owner: weakref.ref[Any] | None = None  # the executor; abandon() when it dies
 
     def _reset_sync(self) -> None:
         self.lock = threading.Lock()
@@ -120,36 +121,44 @@ class PoolCore:
         future: TrackedFuture[Any] = TrackedFuture()
         item = (future, fn, args, kwargs, perf_counter())
         main = get_ident() == self.main_ident
-        if main:
-            self.main_in_lock = True
+        if main:  # see guarded()
+            outer, self.main_in_lock = self.main_in_lock, True
         try:
             with self.lock:
                 if self.closed is not None:
                     raise self._refusal()
-                if not self._place(item):
-                    self._wait_for_room(item, timeout)
+                placed = self._place(item)
+                if placed is False:
+                    placed = self._wait_for_room(item, timeout)
         finally:
             if main:
-                self._leave_main()
+                self.main_in_lock = outer
+        if placed is not True:
+            self._launch(placed)
         return future
 
-    def _place(self, item: WorkItem) -> bool:
-        """Hands ``item`` to a worker or queues it; False if there is no room. Lock held."""
+    def _place(self, item: WorkItem) -> Worker | bool:
+        """Hands ``item`` to a worker or queues it. Lock held.
+
+        Returns False if there is no room, True if placed, or a new worker that holds
+        ``item`` and that the caller must ``_launch`` once it has released the lock.
+        """
         idle = self.idle
+        placed: Worker | bool = True
         if idle:
             idle.pop().inbox.put(item)
             self.active += 1
         elif self.nworkers < self.max_workers:
-            self._spawn(item)
+            placed = self._reserve(item)
             self.active += 1
         elif not self.capacity or len(self.queue) < self.capacity:
             self.queue.append(item)
         else:
             return False
         self.submitted += 1
-        return True
+        return placed
 
-    def _wait_for_room(self, item: WorkItem, timeout: float | None) -> None:
+    def _wait_for_room(self, item: WorkItem, timeout: float | None) -> Worker | Literal[True]:
         """Waits on ``not_full`` until ``item`` is placed, the pool closes or time runs out."""
         if timeout != 0:
             deadline = None if timeout is None else monotonic() + timeout
@@ -159,8 +168,9 @@ class PoolCore:
                     self.not_full.wait(None if deadline is None else deadline - monotonic())
                     if self.closed is not None:
                         raise self._refusal()
-                    if self._place(item):
-                        return
+                    placed = self._place(item)
+                    if placed is not False:
+                        return placed  # True or a Worker
                     if deadline is not None and monotonic() >= deadline:
                         break
             finally:
@@ -175,26 +185,92 @@ class PoolCore:
 
     # -- workers ------------------------------------------------------------------------
 
-    def _spawn(self, first: WorkItem | None) -> None:
-        """Starts a worker, with ``first`` as its first task or idle. Lock held."""
+    def _reserve(self, first: WorkItem | None) -> Worker:
+        """Counts a new worker, with ``first`` as its first task or idle. Lock held.
+
+        The thread is started by ``_launch`` after the lock is released: ``start()``
+        waits for the new thread to run, and holding the lock that long would stall
+        every worker that reports a finished task.
+        """
         number = self.thread_number
         self.thread_number += 1
         worker = Worker(self, f"{self.thread_prefix}_{number}", first)
-        if first is None:
-            worker.wait_timeout = self._idle_wait(self.nworkers + 1)
-        worker.thread.start()  # if this raises, nothing has been counted
         self.workers.add(worker)
         self.nworkers += 1
         if self.nworkers > self.peak_workers:
             self.peak_workers = self.nworkers
         if first is None:
+            worker.wait_timeout = self._idle_wait(self.nworkers)
             self.idle.append(worker)
+        return worker
+
+    def _launch(self, worker: Worker) -> None:
+        """Starts a reserved worker's thread. Called without the lock."""
+        try:
+            worker.thread.start()
+        except BaseException as exc:
+            self._launch_failed(worker, exc)
+        finally:
+            worker.launched.set()
+
+    def _launch_failed(self, worker: Worker, error: BaseException) -> None:
+        """Undoes a reservation whose thread did not start, losing no accepted task."""
+        logger.error(
+            "pool %r could not start a thread",
+            self.name,
+            exc_info=True,
+            extra={"pool": self.name, "worker": worker.thread.name},
+        )
+        with self.lock:
+            self.workers.discard(worker)
+            handed = self._reclaim(worker)
+            if handed and self.nworkers > 0:  # another thread will run them
+                self.active -= len(handed)
+                self.queue.extendleft(reversed(handed))
+                return
+            doomed = self._fail_unstarted(handed, [])
+        for future in doomed:
+            future.set_exception(error)
+
+    def _reclaim(self, worker: Worker) -> list[WorkItem]:
+        """Uncounts a worker that will run nothing more; returns the tasks it held."""
+        handed = [] if worker.first is None else [worker.first]
+        worker.first = None
+        retired = False  # already uncounted by whoever sent EXIT
+        while not worker.inbox.empty():
+            message = worker.inbox.get_nowait()
+            if isinstance(message, tuple):
+                handed.append(message)
+            elif message is EXIT:
+                retired = True
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if not retired:
+            self.nworkers -= 1
+        return handed
+
+    def _fail_unstarted(
+        self, handed: list[WorkItem], queued: list[WorkItem]
+    ) -> list[TrackedFuture[Any]]:
+        """Counts tasks that will never run as failed (or cancelled, if the caller
+        cancelled them); returns the futures to fail once the lock is released."""
+        self.active -= len(handed)
+        doomed: list[TrackedFuture[Any]] = []
+        for future, *_ in handed + queued:
+            # No user code runs here: set_running_or_notify_cancel only wakes waiters.
+            if future.set_running_or_notify_cancel():
+                doomed.append(future)
+                self.failed += 1
+            else:
+                self.cancelled += 1
+        return doomed
 
     def start_min_workers(self) -> None:
         """Starts the ``min_workers`` threads that never retire."""
         with self.guarded():
-            while self.nworkers < self.min_workers:
-                self._spawn(None)
+            reserved = [self._reserve(None) for _ in range(self.min_workers - self.nworkers)]
+        for worker in reserved:
+            self._launch(worker)
 
     def _idle_wait(self, nworkers: int) -> float | None:
         # Only threads above min_workers may time out; the others wait for good.
@@ -270,40 +346,21 @@ class PoolCore:
         with self.lock:
             self.workers.discard(worker)
 
-    def initializer_failed(self, worker: Worker, first: WorkItem | None) -> None:
+    def initializer_failed(self, worker: Worker) -> None:
         """Breaks the pool: every task not started fails with ``BrokenThreadPool``."""
         with self.lock:
             self.broken = BROKEN_MESSAGE
             if self.closed is None:
                 self.closed = BROKEN_MESSAGE
-            handed = [] if first is None else [first]
-            retired = False  # already uncounted by whoever sent EXIT
-            while not worker.inbox.empty():
-                message = worker.inbox.get_nowait()
-                if isinstance(message, tuple):
-                    handed.append(message)
-                elif message is EXIT:
-                    retired = True
-            if worker in self.idle:
-                self.idle.remove(worker)
-            if not retired:
-                self.nworkers -= 1
-            self.active -= len(handed)
+            handed = self._reclaim(worker)
             queued = list(self.queue)
             self.queue.clear()
-            doomed: list[Future[Any]] = []
-            for future, *_ in handed + queued:
-                # No user code runs here: set_running_or_notify_cancel only wakes waiters.
-                if future.set_running_or_notify_cancel():
-                    doomed.append(future)
-                    self.failed += 1
-                else:  # the caller had cancelled it
-                    self.cancelled += 1
+            doomed = self._fail_unstarted(handed, queued)
             self._retire_idle()
             if self.waiting:
                 self.not_full.notify_all()
-        for broken in doomed:
-            broken.set_exception(BrokenThreadPool(BROKEN_MESSAGE))
+        for future in doomed:
+            future.set_exception(BrokenThreadPool(BROKEN_MESSAGE))
 
     def _retire_idle(self, keep: int = 0) -> None:
         """Retires idle workers, longest idle first, until ``keep`` threads remain."""
@@ -316,38 +373,45 @@ class PoolCore:
 
     @contextmanager
     def guarded(self) -> Iterator[None]:
-        """Holds the lock, telling a signal handler when the main thread holds it."""
+        """Holds the lock, telling a signal handler when the main thread holds it.
+
+        ``main_in_lock`` is set *before* acquiring, so there is no instant at which the
+        main thread holds the lock unflagged; it is restored, not cleared, on the way
+        out, because a signal handler may use the pool on top of an outer section.
+        """
         main = get_ident() == self.main_ident
         if main:
-            self.main_in_lock = True
+            outer, self.main_in_lock = self.main_in_lock, True
         try:
             with self.lock:
                 yield
         finally:
             if main:
-                self._leave_main()
-
-    def _leave_main(self) -> None:
-        self.main_in_lock = False
-        cancel = self.deferred_shutdown
-        if cancel is not None:  # a signal handler asked for it while we held the lock
-            self.deferred_shutdown = None
-            self.shutdown(wait=False, cancel=cancel)
+                self.main_in_lock = outer
 
     def shutdown(self, *, wait: bool, cancel: bool, message: str = SHUTDOWN_MESSAGE) -> None:
         """Stops accepting work; cancels the queue if ``cancel``; joins if ``wait``."""
         if get_ident() == self.main_ident and self.main_in_lock:
-            # We are a signal handler (or a callback) running on top of the main thread's
-            # critical section. Blocking on the lock could deadlock, and so could waiting.
-            if not self.lock.acquire(blocking=False):
-                # The interrupted code finishes this when it releases the lock.
-                self.deferred_shutdown = cancel or bool(self.deferred_shutdown)
-                return
-            try:
-                doomed, _ = self._close(cancel, message)
-            finally:
-                self.lock.release()
-            _cancel_all(doomed)
+            # A signal handler running on top of the main thread inside (or entering) a
+            # critical section: blocking on the lock could deadlock, and so could waiting.
+            if self.lock.acquire(blocking=False):  # the interrupted code was not holding it
+                try:
+                    doomed, _ = self._close(cancel, message)
+                finally:
+                    self.lock.release()
+                _cancel_all(doomed)
+            else:
+                # Held, perhaps by the code we interrupted. Refuse new work now (a plain
+                # store: a section that already passed its check just ran a little
+                # earlier than this shutdown) and let another thread wait for the lock.
+                if self.closed is None:
+                    self.closed = message
+                threading.Thread(
+                    target=self.shutdown,
+                    kwargs={"wait": False, "cancel": cancel, "message": message},
+                    name=f"{self.name}-shutdown",
+                    daemon=True,
+                ).start()
             return
         with self.guarded():
             doomed, workers = self._close(cancel, message)
@@ -356,7 +420,9 @@ class PoolCore:
             current = threading.current_thread()
             for worker in workers:
                 if worker.thread is not current:  # a task or callback shutting down
-                    worker.thread.join()
+                    worker.launched.wait()  # a submitter may be starting it right now
+                    if worker.thread.ident is not None:  # it did start
+                        worker.thread.join()
 
     def _close(self, cancel: bool, message: str) -> tuple[list[WorkItem], list[Worker]]:
         if self.closed is None:
@@ -396,17 +462,20 @@ class PoolCore:
                 )
             self.min_workers, self.max_workers = low, high
             queue = self.queue
+            reserved: list[Worker] = []
             while queue and self.nworkers < high:  # more room: start on what waits
-                self._spawn(queue.popleft())
+                reserved.append(self._reserve(queue.popleft()))
                 self.active += 1
             while self.nworkers < low:
-                self._spawn(None)
+                reserved.append(self._reserve(None))
             if self.waiting:
                 self.not_full.notify_all()
             # Surplus idle threads go now; busy ones when their task is done.
             self._retire_idle(keep=high)
             for worker in self.idle:  # their idle timeout may have changed
                 worker.inbox.put(WAKE)
+        for worker in reserved:
+            self._launch(worker)
 
     def snapshot(self) -> PoolStats:
         """One consistent ``PoolStats``."""
@@ -472,10 +541,11 @@ class PoolCore:
         self.run_time = Histogram(self.run_time.bounds)
         self.waiting = 0
         self.main_in_lock = False
-        self.deferred_shutdown = None
         self.main_ident = get_ident()
         if adopted is not None:
             adopted.inbox = SimpleQueue()
+            adopted.launched = threading.Event()
+            adopted.launched.set()
 
 
 def _cancel_all(items: list[WorkItem]) -> None:

@@ -113,7 +113,9 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         )
         track(core)
         # When this object is collected without shutdown(), the threads drain and exit.
-        self._collected = weakref.ref(self, lambda _: core.abandon())
+        # The weakref lives on the core, not here: a weakref that dies in the same cyclic
+        # collection as its referent never calls back.
+        core.owner = weakref.ref(self, lambda _: core.abandon())
         core.start_min_workers()
 
     @property

@@ -57,13 +57,14 @@ CANCELLED: Final = 2
 class Worker:
     """One pool thread and the inbox through which it receives its tasks."""
 
-    __slots__ = ("core", "first", "inbox", "thread", "wait_timeout")
+    __slots__ = ("core", "first", "inbox", "launched", "thread", "wait_timeout")
 
     def __init__(self, core: PoolCore, name: str, first: WorkItem | None) -> None:
         self.core = core
         self.first = first  # not passed as a Thread arg: Thread keeps its args alive
         self.inbox: SimpleQueue[Message] = SimpleQueue()
         self.wait_timeout: float | None = None  # written by the core under its lock
+        self.launched = threading.Event()  # set once start() has returned or failed
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
@@ -79,8 +80,7 @@ class Worker:
                         exc_info=True,
                         extra={"pool": core.name, "worker": self.thread.name},
                     )
-                    first, self.first = self.first, None
-                    core.initializer_failed(self, first)
+                    core.initializer_failed(self)
                     return
             self._work()
         finally:

@@ -1,0 +1,217 @@
+"""threadpool_plus on a bursty workload: scaling, overload, failures and exact counters.
+
+A monitor thread prints ``stats()`` a few times per second (only when it changed) while
+the main thread runs four phases:
+
+1. bursts of sleep-bound tasks with idle gaps: the pool grows, then idle threads retire;
+2. two producers faster than the pool: ``try_submit`` and ``submit`` (``submit_timeout=0``)
+   get ``PoolOverloaded`` once every thread is busy and the queue is full;
+3. tasks that raise: the exceptions are taken back from their futures;
+4. cool-down and shutdown, then a table of the final counters.
+
+Run it with ``make demo``; it takes about five seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from dataclasses import fields
+from itertools import zip_longest
+from types import TracebackType
+
+from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor
+
+MIN_WORKERS, MAX_WORKERS, QUEUE_SIZE, IDLE_TIMEOUT = 1, 8, 16, 0.5
+BURSTS = (5, 14, 24)  # tasks per burst; 24 = 8 running + 16 queued, all the pool takes at once
+GAP = 1.0  # seconds of quiet after each burst
+T0 = time.monotonic()
+_print_lock = threading.Lock()  # the monitor and the main thread share the terminal
+
+
+def say(text: str = "") -> None:
+    with _print_lock:
+        print(text, flush=True)
+
+
+def header(title: str) -> None:
+    say(f"\n== {title} " + "=" * max(0, 76 - len(title)))
+
+
+def sleepy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def parse_reading(text: str) -> int:
+    time.sleep(0.05)
+    return int(text)  # ValueError for the malformed readings
+
+
+def stats_line(s: PoolStats) -> str:
+    bar = "#" * (s.workers - s.idle_workers) + "-" * s.idle_workers
+    return (
+        f"  {time.monotonic() - T0:5.2f}s [{bar:<{s.max_workers}}] workers {s.workers}"
+        f" idle {s.idle_workers} active {s.active} queued {s.queued:2}/{s.queue_capacity}"
+        f" | completed {s.completed:3} failed {s.failed} rejected {s.rejected:3}"
+    )
+
+
+def balanced(s: PoolStats) -> bool:
+    return s.submitted == s.completed + s.failed + s.cancelled + s.active + s.queued
+
+
+class Monitor:
+    """Prints a stats line whenever the snapshot changed; checks the invariant on each."""
+
+    def __init__(self, pool: ThreadPoolExecutor, period: float = 0.25) -> None:
+        self._pool, self._period = pool, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+        self.snapshots = self.violations = 0
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        last: PoolStats | None = None
+        stopping = False
+        while True:
+            s = self._pool.stats()
+            self.snapshots += 1
+            if not balanced(s):
+                self.violations += 1
+            if s != last:
+                say(stats_line(s))
+                last = s
+            if stopping:
+                return
+            stopping = self._stop.wait(self._period)
+
+
+def wait_for_scale_down(pool: ThreadPoolExecutor, timeout: float = 5.0) -> float:
+    """Returns how long the pool took to shrink back to ``min_workers``."""
+    start = time.monotonic()
+    while pool.stats().workers > MIN_WORKERS and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def run_bursts(pool: ThreadPoolExecutor) -> None:
+    header("1. Bursts: grow to meet each burst, shrink back when idle")
+    for number, size in enumerate(BURSTS, 1):
+        futures = [pool.submit(sleepy, 0.15) for _ in range(size)]
+        grown = pool.stats()
+        say(f"  burst {number}: {size:2} tasks -> {grown.workers} workers, {grown.queued} queued")
+        wait(futures)
+        shrunk = wait_for_scale_down(pool)
+        say(f"  burst {number}: done; back to {pool.stats().workers} worker {shrunk:.2f}s later")
+        time.sleep(max(0.0, GAP - shrunk))  # the rest of the quiet spell
+
+
+def produce(submit: Callable[..., Future[float]]) -> tuple[int, list[str]]:
+    """Offers 100 tasks at 100 per second; returns the number accepted and the refusals."""
+    futures: list[Future[float]] = []
+    refusals: list[str] = []
+    for _ in range(100):
+        try:
+            futures.append(submit(sleepy, 0.1))
+        except PoolOverloaded as exc:  # the task will never run; nothing to clean up
+            refusals.append(str(exc))
+        time.sleep(0.01)
+    wait(futures)
+    return len(futures), refusals
+
+
+def run_overload(pool: ThreadPoolExecutor) -> int:
+    header("2. Overload: two producers offer 200 tasks/s to a pool that runs 80/s")
+    results: dict[str, tuple[int, list[str]]] = {}
+    methods = {"try_submit": pool.try_submit, "submit, timeout 0": pool.submit}
+
+    def producer(label: str) -> None:
+        results[label] = produce(methods[label])
+
+    threads = [threading.Thread(target=producer, args=(label,)) for label in methods]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    say(f"\n  {'producer':<20}{'offered':>8}{'accepted':>10}{'rejected':>10}")
+    for label, (accepted, refusals) in results.items():
+        rejected = len(refusals)
+        say(f"  {label:<20}{accepted + rejected:>8}{accepted:>10}{rejected:>10}")
+    messages = [message for _, refusals in results.values() for message in refusals]
+    if messages:
+        say(f"  e.g. PoolOverloaded: {messages[0]}")
+    wait_for_scale_down(pool)
+    return len(messages)
+
+
+def run_failures(pool: ThreadPoolExecutor) -> int:
+    header("3. Failures: tasks that raise never kill a worker; futures carry the error")
+    readings = ("17", "42", "n/a", "7", "", "99", "0x1f")
+    futures = {text: pool.submit(parse_reading, text) for text in readings}
+    failures = 0
+    for text, future in futures.items():
+        exc = future.exception()
+        outcome = f"{future.result()}" if exc is None else f"{type(exc).__name__}: {exc}"
+        if exc is not None:
+            failures += 1
+        say(f"  parse_reading({text!r:7}) -> {outcome}")
+    return failures
+
+
+def print_summary(s: PoolStats) -> None:
+    header("Final stats() after shutdown")
+    counters = ("submitted", "completed", "failed", "cancelled", "rejected")
+    values = {field.name: getattr(s, field.name) for field in fields(s)}
+    gauges = [name for name in values if name not in counters]
+    say(f"  {'gauges':<24}counters")
+    for gauge, counter in zip_longest(gauges, counters):
+        right = f"{counter:<14}{values[counter]:>5}" if counter else ""
+        say(f"  {gauge:<14}{values[gauge]:>5}     {right}".rstrip())
+
+
+def main() -> int:
+    pool = ThreadPoolExecutor(
+        max_workers=MAX_WORKERS,
+        min_workers=MIN_WORKERS,
+        max_queue_size=QUEUE_SIZE,
+        idle_timeout=IDLE_TIMEOUT,
+        submit_timeout=0,
+        name="demo",
+    )
+    say(f"{pool!r}: min {MIN_WORKERS}, idle_timeout {IDLE_TIMEOUT}s, submit_timeout 0")
+    with pool, Monitor(pool) as monitor:
+        run_bursts(pool)
+        rejected = run_overload(pool)
+        failures = run_failures(pool)
+        header("4. Cool-down and shutdown")
+        wait_for_scale_down(pool)
+    s = pool.stats()
+    print_summary(s)
+    checks = {
+        "submitted == completed + failed + cancelled + active + queued": balanced(s),
+        f"invariant held in all {monitor.snapshots} live snapshots": monitor.violations == 0,
+        f"rejected == {rejected} PoolOverloaded caught": s.rejected == rejected,
+        f"failed == {failures} exceptions taken from futures": s.failed == failures,
+        f"peak_workers == max_workers == {MAX_WORKERS}": s.peak_workers == MAX_WORKERS,
+        "no worker left after shutdown": s.workers == 0,
+    }
+    say()
+    for claim, ok in checks.items():
+        say(f"  [{'ok' if ok else 'FAIL'}] {claim}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
