@@ -384,3 +384,20 @@ def test_unretrieved_report_at_interpreter_exit_is_safe() -> None:
     assert "Exception ignored" not in done.stderr
     assert "never retrieved" in done.stderr
     assert "ValueError: late failure" in done.stderr
+
+
+def test_failure_that_cannot_be_formatted_is_still_recorded(
+    make_pool: PoolFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Formatting a traceback can fail (here simulated); the worker must survive it."""
+
+    def broken(*args: object) -> list[str]:
+        raise RuntimeError("formatter broke")
+
+    monkeypatch.setattr("threadpool_plus._failures.traceback.format_exception", broken)
+    pool = make_pool(1)
+    assert isinstance(pool.submit(explode, "x").exception(), ValueError)
+    assert pool.submit(int, "7").result() == 7, "the worker survived"
+    [failure] = pool.recent_failures()
+    assert "traceback of ValueError unavailable" in failure.traceback
+    assert "formatter broke" in failure.traceback

@@ -224,3 +224,22 @@ def test_failed_task_leaves_no_reference(make_pool: PoolFactory) -> None:
     del exc
     gc.collect()
     assert watched() is None
+
+
+def test_future_resolved_by_hand_before_its_task_starts(
+    make_pool: PoolFactory, gate: Gate, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Misuse of a queued future never kills a worker: its task is skipped, counted, logged."""
+    pool = make_pool(1)
+    running = pool.submit(gate.wait)
+    gate.wait_entered(1)
+    queued = pool.submit(int, "1")
+    queued.set_result(99)  # not the pool's business to allow, but it must survive it
+    with caplog.at_level(logging.WARNING, logger="threadpool_plus"):
+        gate.open()
+        running.result()
+        assert pool.submit(int, "5").result() == 5, "the worker survived"
+    assert queued.result() == 99
+    stats = pool.stats()
+    assert (stats.cancelled, stats.completed) == (1, 2)
+    assert any("resolved before its task started" in r.getMessage() for r in caplog.records)

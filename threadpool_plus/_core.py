@@ -4,12 +4,13 @@
 shell around it. Keeping them apart lets a pool that the user dropped without
 ``shutdown()`` be garbage-collected while its threads drain the queue and exit.
 
-How work moves (every step under ``self.lock``):
+How work moves (every decision under ``self.lock``):
 
 1. ``submit`` hands the task to the most recently idle worker (LIFO, so the surplus
-   threads at the bottom of the stack stay idle long enough to retire), else starts a
-   thread for it if fewer than ``max_workers`` are alive, else appends it to the bounded
-   FIFO ``queue``, else waits for room on ``not_full`` as the caller's timeout allows.
+   threads at the bottom of the stack stay idle long enough to retire), else reserves a
+   new thread for it if fewer than ``max_workers`` are alive (and starts it once the lock
+   is released), else appends it to the bounded FIFO ``queue``, else waits for room on
+   ``not_full`` as the caller's timeout allows.
 2. A worker that finishes a task counts it, then takes the next queued task or pushes
    itself onto the idle stack, *before* it resolves the task's future. So ``stats()``
    already counts a task when its future resolves, and a ``submit`` made right after
@@ -18,10 +19,11 @@ How work moves (every step under ``self.lock``):
    ``EXIT`` (it has been retired: the sender already uncounted it), or ``WAKE`` (look at
    the pool again: it may have shrunk, closed or been dropped).
 
-Two callers must never take the lock, because the thread they interrupt may hold it:
-a garbage-collector callback (``abandon``) and a signal handler that interrupted a
-critical section of the main thread (see ``shutdown``). Both only store a flag and put
-``WAKE`` into inboxes: ``SimpleQueue.put`` is reentrant.
+Two callers must never block on the lock, because the thread they interrupt may hold
+it: a garbage-collector callback (``abandon``: it stores a flag and puts ``WAKE`` into
+every inbox, and ``SimpleQueue.put`` is reentrant) and a signal handler that interrupted
+a critical section of the main thread (``shutdown``: it tries the lock, and if that
+fails refuses new work with a flag and lets a helper thread wait for the lock).
 """
 
 from __future__ import annotations
@@ -535,10 +537,6 @@ class PoolCore:
     def limits(self) -> tuple[int, int]:
         with self.guarded():
             return self.min_workers, self.max_workers
-
-    def worker_threads(self) -> list[threading.Thread]:
-        with self.guarded():
-            return [worker.thread for worker in self.workers]
 
     def after_fork_in_child(self) -> None:
         """Makes the pool usable in a forked child, whose only thread is the forker.

@@ -77,7 +77,10 @@ def describe(
     fn: Callable[..., Any], exc: BaseException, thread: str, started_at: float, duration: float
 ) -> TaskFailure:
     """Builds the record of a failure; the traceback is formatted here, once."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception as error:  # e.g. an exception whose __str__ raises: never kill a worker
+        text = f"<traceback of {type(exc).__qualname__} unavailable: {error!r}>\n"
     return TaskFailure(
         task=task_name(fn),
         exception=_detached(exc),

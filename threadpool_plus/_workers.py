@@ -95,7 +95,16 @@ class Worker:
             if item is EXIT:
                 return
             future, fn, args, kwargs, accepted = item
-            if not future.set_running_or_notify_cancel():  # the caller cancelled it
+            try:
+                runnable = future.set_running_or_notify_cancel()  # False: caller cancelled
+            except RuntimeError:  # someone resolved it by hand: not ours to run any more
+                logger.warning(
+                    "a future of pool %r was resolved before its task started; skipped",
+                    self.core.name,
+                    extra={"pool": self.core.name, "worker": self.thread.name},
+                )
+                runnable = False
+            if not runnable:
                 del future
                 item = task_done(self, CANCELLED)
                 continue
