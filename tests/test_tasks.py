@@ -85,7 +85,9 @@ def test_raising_done_callback_is_logged_and_the_worker_survives(
         assert pool.submit(current_name).result() == first
     messages = [r.getMessage() for r in caplog.records]
     assert any("exception calling callback" in m for m in messages)
-    assert any(r.name == "threadpool_plus" and r.exc_info for r in caplog.records)
+    [ours] = [r for r in caplog.records if r.name == "threadpool_plus"]
+    assert ours.exc_info is not None
+    assert (ours.__dict__["pool"], ours.__dict__["worker"]) == (pool.name, first)
     assert pool.stats().workers == 1
 
 

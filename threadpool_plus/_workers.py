@@ -125,7 +125,7 @@ class Worker:
                 try:
                     future.set_result(result)
                 except BaseException:
-                    _log_callback_error(future)
+                    self._log_callback_error(future)
                 result = None
             del future  # it holds the result
 
@@ -154,7 +154,17 @@ class Worker:
         try:
             future.set_exception(exc)
         except BaseException:
-            _log_callback_error(future)
+            self._log_callback_error(future)
+
+    def _log_callback_error(self, future: Future[Any]) -> None:
+        # Future._invoke_callbacks logs an Exception from a callback itself; what reaches
+        # us is a BaseException (SystemExit, KeyboardInterrupt...): the worker survives it.
+        name = self.core.name
+        logger.exception(
+            "exception calling callback for %r",
+            future,
+            extra={"pool": name, "worker": self.thread.name},
+        )
 
     def _wait(self) -> WorkItem | Literal[_Signal.EXIT]:
         """Blocks while idle; returns a task or ``EXIT``."""
@@ -169,9 +179,3 @@ class Worker:
                     message = core.recheck(self, timed_out=False)
             if message is not None:
                 return message
-
-
-def _log_callback_error(future: Future[Any]) -> None:
-    # Future._invoke_callbacks logs an Exception from a callback itself; what reaches us
-    # is a BaseException (SystemExit, KeyboardInterrupt...) and the worker must survive it.
-    logger.exception("exception calling callback for %r", future)
