@@ -36,8 +36,8 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from queue import SimpleQueue
 from threading import get_ident
-from time import monotonic, perf_counter, sleep
-from typing import Any, Literal
+from time import monotonic, perf_counter
+from typing import Any
 
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
 from ._failures import TaskFailure, TrackedFuture, logger
@@ -50,8 +50,6 @@ __all__ = ["PoolCore"]
 # Task timings kept before they are folded into the histograms: large enough that the
 # sort amortises, small enough that a fold holds the lock for tens of microseconds.
 _FOLD_BATCH = 256
-# How often a worker that found the lock taken yields the GIL before it blocks on it.
-_CONTENDED_YIELDS = 4
 
 
 class PoolCore:
@@ -132,11 +130,10 @@ class PoolCore:
         main = get_ident() == self.main_ident
         if main:  # see guarded()
             outer, self.main_in_lock = self.main_in_lock, True
+        lock = self.lock
+        placed: Worker | bool = False
         try:
-            lock = self.lock
-            if not lock.acquire(False):
-                self._acquire_contended()
-            try:
+            with lock:
                 if self.closed is not None:
                     raise self._refusal()
                 # The common cases of _place, inlined: this runs on every submit.
@@ -156,11 +153,11 @@ class PoolCore:
                 placed = self._place(item)
                 if placed is False:
                     placed = self._wait_for_room(item, timeout)
-            finally:
-                lock.release()
         finally:
             if main:
                 self.main_in_lock = outer
+        if placed is False:  # built here, not under the lock: retry storms contend less
+            raise PoolOverloaded(self.name, self.capacity)
         if placed is not True:
             self._launch(placed)
         return future
@@ -186,8 +183,9 @@ class PoolCore:
         self.submitted += 1
         return placed
 
-    def _wait_for_room(self, item: WorkItem, timeout: float | None) -> Worker | Literal[True]:
-        """Waits on ``not_full`` until ``item`` is placed, the pool closes or time runs out."""
+    def _wait_for_room(self, item: WorkItem, timeout: float | None) -> Worker | bool:
+        """Waits on ``not_full`` until ``item`` is placed, the pool closes or time runs out;
+        returns as ``_place`` does, False once the rejection is counted."""
         if timeout != 0:
             deadline = None if timeout is None else monotonic() + timeout
             self.waiting += 1
@@ -204,7 +202,7 @@ class PoolCore:
             finally:
                 self.waiting -= 1
         self.rejected += 1
-        raise PoolOverloaded(self.name, self.capacity)
+        return False
 
     def _refusal(self) -> BaseException:
         if self.broken is not None:
@@ -314,10 +312,7 @@ class PoolCore:
     ) -> Message:
         """Counts a finished task (``waited`` and ``ran`` in seconds); returns the worker's
         next task, ``None`` (now idle) or ``EXIT``. The hot path: one lock round trip."""
-        lock = self.lock
-        if not lock.acquire(False):
-            self._acquire_contended()
-        try:
+        with self.lock:
             self.active -= 1
             if outcome == COMPLETED:
                 self.completed += 1
@@ -348,27 +343,6 @@ class PoolCore:
             self.idle.append(worker)
             worker.wait_timeout = self._idle_wait(self.nworkers)
             return None
-        finally:
-            lock.release()
-
-    def _acquire_contended(self) -> None:
-        """Takes the lock after a failed try (in submit and task_done), without forming a
-        lock convoy.
-
-        Under the GIL, a thread that blocks on this lock while its holder is descheduled
-        gets the lock back without the GIL, and must then wait for the GIL while holding
-        the lock; the holder then blocks on the lock in turn, and from there on the two
-        threads hand over the GIL and the lock together at every step (measured: no-op
-        throughput with one worker on 3.11 fell to 0.6x, in runs of thousands of such
-        handovers). Yielding the GIL a few times first lets the holder finish its short
-        critical section; only then do we block.
-        """
-        lock = self.lock
-        for _ in range(_CONTENDED_YIELDS):
-            sleep(0)  # releases the GIL: the holder runs and releases the lock
-            if lock.acquire(False):
-                return
-        lock.acquire()
 
     def recheck(self, worker: Worker, timed_out: bool) -> Message:
         """Called by an idle worker woken by ``WAKE`` or its timeout."""
