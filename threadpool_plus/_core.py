@@ -36,7 +36,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from queue import SimpleQueue
 from threading import get_ident
-from time import monotonic, perf_counter
+from time import monotonic, perf_counter, sleep
 from typing import Any
 
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
@@ -132,30 +132,48 @@ class PoolCore:
             outer, self.main_in_lock = self.main_in_lock, True
         lock = self.lock
         placed: Worker | bool = False
+        convoy = False  # see the end of this method
         try:
-            with lock:
+            if not lock.acquire(False):
+                lock.acquire()
+                convoy = True
+            try:
                 if self.closed is not None:
                     raise self._refusal()
                 # The common cases of _place, inlined: this runs on every submit.
                 idle = self.idle
+                queue = self.queue
                 if idle:
                     idle.pop().inbox.put(item)
                     self.active += 1
                     self.submitted += 1
-                    return future
-                queue = self.queue
-                if self.nworkers >= self.max_workers and (
+                    placed = True
+                elif self.nworkers >= self.max_workers and (
                     not self.capacity or len(queue) < self.capacity
                 ):
                     queue.append(item)
                     self.submitted += 1
-                    return future
-                placed = self._place(item)
-                if placed is False:
-                    placed = self._wait_for_room(item, timeout)
+                    placed = True
+                else:
+                    placed = self._place(item)
+                    if placed is False:
+                        placed = self._wait_for_room(item, timeout)
+                # Producers outpacing the workers (a bounded queue half full or more) must
+                # not yield below: the workers need the GIL, not more handoffs.
+                convoy = convoy and (not self.capacity or 2 * len(queue) < self.capacity)
+            finally:
+                lock.release()
         finally:
             if main:
                 self.main_in_lock = outer
+        if convoy and placed is not False:
+            # Break a lock convoy. Under the GIL, a thread that blocked on this lock gets
+            # it back without the GIL and holds it while it waits for the GIL; the worker
+            # holding the GIL then blocks on the lock in turn, and from there the two hand
+            # over both on every task (measured on 3.11 with one worker: 0.6x the stdlib's
+            # no-op throughput in half the runs). Yielding the GIL now, with the lock
+            # released, lets the worker run its critical sections alone for a while.
+            sleep(0)
         if placed is False:  # built here, not under the lock: retry storms contend less
             raise PoolOverloaded(self.name, self.capacity)
         if placed is not True:
