@@ -645,3 +645,37 @@ def test_shutdown_from_a_signal_handler_after_another_handler_used_the_pool() ->
         """,
     )
     assert output.splitlines() == ["queued: 1", "shutdown returned"]
+
+
+@needs_posix_signals
+@pytest.mark.parametrize(
+    "call", ["pool.stats()", "pool.submit(int)", "pool.resize(max_workers=3)", "repr(pool)"]
+)
+def test_other_calls_from_a_signal_handler_inside_a_critical_section_raise(call: str) -> None:
+    """Only ``shutdown()`` is safe from a handler that interrupted the pool while it held
+    its lock; anything else raises RuntimeError there instead of deadlocking."""
+    output = run_script(
+        SIGNALLING_LOCK,
+        f"""
+        from threadpool_plus import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(2, name="signalled")
+        pool.submit(int).result()
+        lock = install_signalling_lock(pool)
+
+        def handler(signum, frame):
+            try:
+                {call}
+            except RuntimeError as exc:
+                print("handler refused:", exc)
+
+        signal.signal(signal.SIGUSR1, handler)
+        lock.armed = True
+        assert pool.submit(pow, 2, 5).result(timeout=5) == 32  # interrupted, then finishes
+        print("after:", pool.stats().completed)
+        pool.shutdown(wait=True)
+        """,
+    )
+    assert "handler refused:" in output
+    assert "was called from a signal handler that interrupted the pool" in output
+    assert "after: 2" in output

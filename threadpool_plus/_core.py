@@ -135,6 +135,8 @@ class PoolCore:
         convoy = False  # see the end of this method
         try:
             if not lock.acquire(False):
+                if main and outer:
+                    raise RuntimeError(self._reentry_message("submit"))
                 lock.acquire()
                 convoy = True
             try:
@@ -311,7 +313,7 @@ class PoolCore:
 
     def start_min_workers(self) -> None:
         """Starts the ``min_workers`` threads that never retire."""
-        with self.guarded():
+        with self.guarded("ThreadPoolExecutor"):
             reserved = [self._reserve(None) for _ in range(self.min_workers - self.nworkers)]
         for worker in reserved:
             self._launch(worker)
@@ -414,22 +416,35 @@ class PoolCore:
     # -- control ------------------------------------------------------------------------
 
     @contextmanager
-    def guarded(self) -> Iterator[None]:
+    def guarded(self, operation: str) -> Iterator[None]:
         """Holds the lock, telling a signal handler when the main thread holds it.
 
         ``main_in_lock`` is set *before* acquiring, so there is no instant at which the
         main thread holds the lock unflagged; it is restored, not cleared, on the way
-        out, because a signal handler may use the pool on top of an outer section.
+        out, because a signal handler may use the pool on top of an outer section. Such
+        a handler gets ``RuntimeError`` rather than a deadlock if the lock is taken.
         """
         main = get_ident() == self.main_ident
         if main:
             outer, self.main_in_lock = self.main_in_lock, True
         try:
-            with self.lock:
+            if not self.lock.acquire(False):
+                if main and outer:  # a signal handler on top of our own critical section
+                    raise RuntimeError(self._reentry_message(operation))
+                self.lock.acquire()
+            try:
                 yield
+            finally:
+                self.lock.release()
         finally:
             if main:
                 self.main_in_lock = outer
+
+    def _reentry_message(self, operation: str) -> str:
+        return (
+            f"{operation}() of pool {self.name!r} was called from a signal handler that "
+            "interrupted the pool while it held its lock; only shutdown() is safe there"
+        )
 
     def shutdown(self, *, wait: bool, cancel: bool, message: str = SHUTDOWN_MESSAGE) -> None:
         """Stops accepting work; cancels the queue if ``cancel``; joins if ``wait``."""
@@ -455,7 +470,7 @@ class PoolCore:
                     daemon=True,
                 ).start()
             return
-        with self.guarded():
+        with self.guarded("shutdown"):
             doomed, workers = self._close(cancel, message)
         _cancel_all(doomed)
         if wait:
@@ -493,7 +508,7 @@ class PoolCore:
 
     def resize(self, min_workers: int | None, max_workers: int | None) -> None:
         """Changes the limits; the caller has validated each value on its own."""
-        with self.guarded():
+        with self.guarded("resize"):
             if self.closed is not None:
                 raise RuntimeError(f"cannot resize pool {self.name!r} after shutdown")
             low = self.min_workers if min_workers is None else min_workers
@@ -521,12 +536,12 @@ class PoolCore:
 
     def snapshot(self) -> PoolStats:
         """One consistent ``PoolStats``."""
-        with self.guarded():
+        with self.guarded("stats"):
             return self._stats()
 
     def metrics(self) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
         """Stats, queue-wait and run-time histograms, all from one instant."""
-        with self.guarded():
+        with self.guarded("stats"):
             self._fold_timings()
             return self._stats(), self.queue_wait.snapshot(), self.run_time.snapshot()
 
@@ -554,11 +569,11 @@ class PoolCore:
         )
 
     def recent_failures(self) -> list[TaskFailure]:
-        with self.guarded():
+        with self.guarded("recent_failures"):
             return [] if self.failures is None else list(self.failures)
 
     def limits(self) -> tuple[int, int]:
-        with self.guarded():
+        with self.guarded("_max_workers"):
             return self.min_workers, self.max_workers
 
     def after_fork_in_child(self) -> None:
