@@ -17,6 +17,7 @@ __all__ = [
     "check_initializer",
     "check_limits",
     "check_name",
+    "check_order",
     "check_timeout",
     "default_max_workers",
 ]
@@ -64,9 +65,14 @@ def check_limits(min_workers: object, max_workers: object) -> tuple[int, int]:
         # The default never contradicts an explicit min_workers.
         return low, max(default_max_workers(), low)
     high = check_count("max_workers", max_workers, minimum=1)
+    check_order(low, high)
+    return low, high
+
+
+def check_order(low: int, high: int) -> None:
+    """Raises ``ValueError`` unless ``min_workers <= max_workers``."""
     if low > high:
         raise ValueError(f"min_workers ({low}) must not be greater than max_workers ({high})")
-    return low, high
 
 
 def check_initializer(

@@ -39,6 +39,7 @@ from threading import get_ident
 from time import monotonic, perf_counter, sleep
 from typing import Any
 
+from ._config import check_order
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
 from ._failures import TaskFailure, TrackedFuture, logger
 from ._histogram import Histogram, HistogramSnapshot
@@ -513,10 +514,7 @@ class PoolCore:
                 raise RuntimeError(f"cannot resize pool {self.name!r} after shutdown")
             low = self.min_workers if min_workers is None else min_workers
             high = self.max_workers if max_workers is None else max_workers
-            if low > high:
-                raise ValueError(
-                    f"min_workers ({low}) must not be greater than max_workers ({high})"
-                )
+            check_order(low, high)
             self.min_workers, self.max_workers = low, high
             queue = self.queue
             reserved: list[Worker] = []

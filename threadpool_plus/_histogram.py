@@ -116,8 +116,8 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
+        """Observes one value (the pool itself folds batches)."""
+        self.fold([seconds])
 
     def fold(self, values: list[float]) -> None:
         """Observes every value in ``values`` (sorting it in place)."""

@@ -199,16 +199,12 @@ class PoolCollector(Collector):
             for pool, _, *histograms in readings:
                 hist = histograms[index]
                 buckets = [
-                    (_bound(bound), count)
+                    (repr(bound), count)
                     for bound, count in zip(hist.bounds, hist.cumulative, strict=False)
                 ]
                 buckets.append(("+Inf", hist.count))
                 family.add_metric([pool], buckets, hist.sum)
             yield family
-
-
-def _bound(seconds: float) -> str:
-    return repr(seconds)
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
