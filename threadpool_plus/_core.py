@@ -41,7 +41,8 @@ from typing import Any
 
 from ._config import check_order
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool, PoolOverloaded
-from ._failures import TaskFailure, TrackedFuture, logger
+from ._failures import TaskFailure, logger
+from ._future import TrackedFuture
 from ._histogram import Histogram, HistogramSnapshot
 from ._stats import PoolStats
 from ._workers import CANCELLED, COMPLETED, EXIT, FAILED, WAKE, Message, Worker, WorkItem

@@ -19,11 +19,10 @@ import functools
 import logging
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["TaskFailure", "TrackedFuture", "describe", "log_extra", "logger"]
+__all__ = ["TaskFailure", "UnretrievedReport", "describe", "log_extra", "logger"]
 
 logger = logging.getLogger("threadpool_plus")
 
@@ -102,7 +101,7 @@ def log_extra(pool: str, failure: TaskFailure) -> dict[str, object]:
     }
 
 
-class _UnretrievedReport:
+class UnretrievedReport:
     """Logs a failure when the future that holds it is collected unobserved."""
 
     __slots__ = ("armed", "failure", "pool")
@@ -125,56 +124,3 @@ class _UnretrievedReport:
                 failure.traceback.rstrip("\n"),
                 extra=log_extra(self.pool, failure),
             )
-
-
-_result = Future.result
-_exception = Future.exception
-_add_done_callback = Future.add_done_callback
-
-
-class TrackedFuture(Future[T]):
-    """A ``concurrent.futures.Future`` that knows whether anyone looked at its outcome.
-
-    ``result()``, ``exception()`` and ``add_done_callback()`` mark it observed. A failed
-    future that is never observed logs its failure when it is garbage-collected.
-    """
-
-    # Class-level defaults: a future that never fails costs no per-instance state.
-    _observed = False
-    _report: _UnretrievedReport | None = None
-
-    # Each observer sets the flag, then reads the report; arm_report() sets the report,
-    # then reads the flag. Whichever runs second disarms: no lost and no false report.
-    # (Inlined rather than shared through a method: result() is on every caller's path.)
-
-    def result(self, timeout: float | None = None) -> T:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
-        return _result(self, timeout)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
-        return _exception(self, timeout)
-
-    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
-        _add_done_callback(self, fn)
-
-    def _disarm(self) -> None:
-        report = self._report
-        if report is not None:
-            report.armed = False
-            self._report = None
-
-    def arm_report(self, pool: str, failure: TaskFailure) -> None:
-        """Called by the worker before it sets the exception."""
-        report = _UnretrievedReport(pool, failure)
-        self._report = report
-        if self._observed:
-            report.armed = False
-            self._report = None

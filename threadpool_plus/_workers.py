@@ -15,7 +15,8 @@ from queue import Empty, SimpleQueue
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any, Final, Literal, Union
 
-from ._failures import TaskFailure, TrackedFuture, describe, log_extra, logger
+from ._failures import TaskFailure, describe, log_extra, logger
+from ._future import TrackedFuture
 
 if TYPE_CHECKING:
     from ._core import PoolCore

@@ -1,0 +1,342 @@
+"""TrackedFuture behaves as ``concurrent.futures.Future`` does, without its Condition.
+
+Most tests run against both classes, so the standard future is the reference: a
+difference between the two is a bug in ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, InvalidStateError
+from typing import Any
+
+import pytest
+
+from tests._support import DEADLINE, wait_until
+from threadpool_plus import ThreadPoolExecutor
+from threadpool_plus._future import TrackedFuture
+
+FutureFactory = Callable[[], "Future[Any]"]
+
+factories = pytest.mark.parametrize("make", [Future, TrackedFuture], ids=["stdlib", "tracked"])
+
+
+def waiting_threads(future: TrackedFuture[Any]) -> int:
+    """How many threads are parked in ``result()`` or ``exception()`` on ``future``."""
+    with future._lock:
+        return len(future._sleepers or ())
+
+
+def in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Runs ``call`` in a new thread; the list receives what it returned or raised."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)  # a hung one must not block exit
+    thread.start()
+    return thread, outcome
+
+
+# -- the outcome ------------------------------------------------------------------------
+
+
+@factories
+def test_result_and_states(make: FutureFactory) -> None:
+    future = make()
+    assert not future.running()
+    assert not future.done()
+    assert not future.cancelled()
+    assert future.set_running_or_notify_cancel() is True
+    assert future.running()
+    assert not future.done()
+    future.set_result(42)
+    assert future.done()
+    assert not future.running()
+    assert not future.cancelled()
+    assert future.result() == 42
+    assert future.exception() is None
+    assert "state=finished returned int" in repr(future)
+
+
+@factories
+def test_exception_is_raised_with_its_traceback(make: FutureFactory) -> None:
+    future = make()
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        future.set_exception(exc)
+    with pytest.raises(ValueError, match="boom") as raised:
+        future.result()
+    assert raised.value.__traceback__ is not None
+    assert future.exception() is raised.value
+    assert "raised ValueError" in repr(future)
+
+
+@factories
+@pytest.mark.parametrize("timeout", [0, -1, 0.01])
+def test_waiting_on_a_pending_future_times_out(make: FutureFactory, timeout: float) -> None:
+    future = make()
+    with pytest.raises(cf.TimeoutError):
+        future.result(timeout)
+    with pytest.raises(cf.TimeoutError):
+        future.exception(timeout)
+    future.set_result(1)  # a timed-out waiter left nothing behind that breaks this
+    assert future.result(timeout) == 1
+
+
+@factories
+def test_resolving_twice_raises_invalid_state(make: FutureFactory) -> None:
+    future = make()
+    future.set_result(1)
+    with pytest.raises(InvalidStateError, match="FINISHED"):
+        future.set_result(2)
+    with pytest.raises(InvalidStateError, match="FINISHED"):
+        future.set_exception(ValueError())
+    with pytest.raises(RuntimeError, match="unexpected state"):
+        future.set_running_or_notify_cancel()
+    assert future.result() == 1
+
+
+# -- cancelling ----------------------------------------------------------------------------
+
+
+@factories
+def test_cancel_pending(make: FutureFactory) -> None:
+    future = make()
+    assert future.cancel() is True
+    assert future.cancel() is True  # again: still cancelled
+    assert future.cancelled()
+    assert future.done()
+    with pytest.raises(CancelledError):
+        future.result()
+    with pytest.raises(CancelledError):
+        future.exception(0)
+    with pytest.raises(InvalidStateError, match="CANCELLED"):
+        future.set_result(1)
+    assert future.set_running_or_notify_cancel() is False
+    assert future.cancelled()
+
+
+@factories
+def test_cannot_cancel_running_or_finished(make: FutureFactory) -> None:
+    running, finished = make(), make()
+    running.set_running_or_notify_cancel()
+    finished.set_result(None)
+    assert running.cancel() is False
+    assert finished.cancel() is False
+    assert not running.cancelled()
+    assert not finished.cancelled()
+
+
+# -- callbacks ------------------------------------------------------------------------------
+
+
+@factories
+def test_callbacks_run_once_in_order_with_the_future(make: FutureFactory) -> None:
+    future = make()
+    seen: list[tuple[str, object]] = []
+    future.add_done_callback(lambda f: seen.append(("before", f)))
+    future.set_result(1)
+    future.add_done_callback(lambda f: seen.append(("after", f)))  # runs at once
+    assert seen == [("before", future), ("after", future)]
+
+
+@factories
+def test_cancel_runs_callbacks(make: FutureFactory) -> None:
+    future = make()
+    seen: list[bool] = []
+    future.add_done_callback(lambda f: seen.append(f.cancelled()))
+    future.cancel()
+    assert seen == [True]
+
+
+@factories
+def test_a_raising_callback_is_logged_and_the_others_still_run(
+    make: FutureFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    future = make()
+    seen: list[int] = []
+
+    def bad(_: Future[Any]) -> None:
+        raise RuntimeError("callback broke")
+
+    future.add_done_callback(bad)
+    future.add_done_callback(lambda f: seen.append(f.result()))
+    with caplog.at_level(logging.ERROR, logger="concurrent.futures"):
+        future.set_result(7)
+        future.add_done_callback(bad)  # on a done future: called at once, also logged
+    assert seen == [7]
+    records = [r for r in caplog.records if r.name == "concurrent.futures"]
+    assert len(records) == 2
+    assert all("exception calling callback for" in r.getMessage() for r in records)
+
+
+# -- waiting threads -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["result", "exception", "cancel"])
+def test_every_waiting_thread_is_woken(outcome: str) -> None:
+    future: TrackedFuture[int] = TrackedFuture()
+    # No timeout: a waiter that is never woken hangs, and the test fails on it.
+    waiters = [in_thread(future.result) for _ in range(8)]
+    wait_until(lambda: waiting_threads(future) == 8)
+    if outcome == "result":
+        future.set_result(5)
+    elif outcome == "exception":
+        future.set_exception(KeyError("k"))
+    else:
+        assert future.cancel()
+    for thread, _ in waiters:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    got = [seen[0] for _, seen in waiters]
+    if outcome == "result":
+        assert got == [5] * 8
+    elif outcome == "exception":
+        assert all(isinstance(e, KeyError) for e in got)
+    else:
+        assert all(isinstance(e, CancelledError) for e in got)
+    assert waiting_threads(future) == 0
+
+
+def test_a_timed_out_waiter_stops_waiting() -> None:
+    future: TrackedFuture[int] = TrackedFuture()
+    with pytest.raises(cf.TimeoutError):
+        future.result(0.01)
+    assert waiting_threads(future) == 0
+    thread, seen = in_thread(future.exception)
+    wait_until(lambda: waiting_threads(future) == 1)
+    future.set_result(3)
+    thread.join(DEADLINE)
+    assert seen == [None]
+
+
+def test_the_condition_is_built_on_demand_around_the_same_lock() -> None:
+    future: TrackedFuture[int] = TrackedFuture()
+    assert future._wakeup is None  # nothing built it yet
+    condition = future._condition
+    assert future._condition is condition
+    woken = threading.Event()
+
+    def wait_on_condition() -> None:  # what code written for the stdlib future may do
+        with condition:
+            while not future.done():
+                condition.wait()  # no timeout: only set_result's notify ends this
+        woken.set()
+
+    thread = threading.Thread(target=wait_on_condition, daemon=True)
+    thread.start()
+    wait_until(lambda: len(getattr(condition, "_waiters", ())) == 1)
+    with condition:  # holding the condition holds the future's lock: set_result waits
+        probe, acquired = in_thread(lambda: future._lock.acquire(blocking=False))
+        probe.join(DEADLINE)
+    assert acquired == [False]
+    future.set_result(1)
+    assert woken.wait(DEADLINE)
+    thread.join(DEADLINE)
+
+
+def race_one_resolution(value: int) -> None:
+    """Three waiters (no timeout, a long one, zero) race one set_result."""
+    future: TrackedFuture[int] = TrackedFuture()
+    barrier = threading.Barrier(4)
+    results: list[object] = []
+    lock = threading.Lock()
+
+    def wait(timeout: float | None) -> None:
+        barrier.wait(DEADLINE)
+        try:
+            seen: object = future.result(timeout)
+        except cf.TimeoutError as exc:
+            seen = exc
+        with lock:
+            results.append(seen)
+
+    threads = [threading.Thread(target=wait, args=(t,)) for t in (None, DEADLINE, 0)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(DEADLINE)
+    future.set_result(value)
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert not any(t.is_alive() for t in threads)
+    assert len(results) == 3
+    # The zero-timeout waiter may have looked before the result existed.
+    assert sum(r == value for r in results) >= 2
+    assert all(r == value or isinstance(r, cf.TimeoutError) for r in results)
+    assert waiting_threads(future) == 0
+
+
+def test_stress_waiters_racing_the_resolution() -> None:
+    for value in range(300):
+        race_one_resolution(value)
+
+
+# -- the standard library's helpers --------------------------------------------------------
+
+
+@factories
+def test_wait_and_as_completed(make: FutureFactory) -> None:
+    done_early, later, cancelled = make(), make(), make()
+    done_early.set_result("early")
+    cancelled.cancel()
+    cancelled.set_running_or_notify_cancel()
+    finished, pending = cf.wait([done_early, later], timeout=0)
+    assert finished == {done_early}
+    assert pending == {later}
+
+    resolver = threading.Timer(0.01, later.set_result, args=("later",))
+    resolver.start()
+    finished, pending = cf.wait([later], timeout=DEADLINE, return_when=cf.ALL_COMPLETED)
+    resolver.join()
+    assert finished == {later}
+    assert not pending
+    order = list(cf.as_completed([done_early, later, cancelled], timeout=DEADLINE))
+    assert set(order) == {done_early, later, cancelled}
+
+
+def test_wait_is_woken_by_a_tracked_future() -> None:
+    future: TrackedFuture[int] = TrackedFuture()
+    thread, seen = in_thread(
+        lambda: cf.wait([future], timeout=DEADLINE, return_when=cf.FIRST_COMPLETED)
+    )
+    wait_until(lambda: len(future._waiters) == 1)
+    future.set_result(9)
+    thread.join(DEADLINE)
+    assert seen == [cf.wait([future], timeout=0)]
+    assert seen[0] == ({future}, set())
+
+
+def test_asyncio_wraps_a_tracked_future() -> None:
+    async def main() -> tuple[int, str]:
+        ok: TrackedFuture[int] = TrackedFuture()
+        bad: TrackedFuture[int] = TrackedFuture()
+        loop = asyncio.get_running_loop()
+        loop.call_soon_threadsafe(ok.set_result, 4)
+        loop.call_soon_threadsafe(bad.set_exception, ValueError("no"))
+        value = await asyncio.wrap_future(ok)
+        try:
+            await asyncio.wrap_future(bad)
+        except ValueError as exc:
+            return value, str(exc)
+        raise AssertionError("the exception was lost")
+
+    assert asyncio.run(main()) == (4, "no")
+
+
+def test_the_pool_returns_tracked_futures() -> None:
+    with ThreadPoolExecutor(2) as pool:
+        future = pool.submit(int, "12")
+        assert isinstance(future, TrackedFuture)
+        assert isinstance(future, Future)
+        assert future.result(DEADLINE) == 12
+    assert TrackedFuture[int] is not None  # subscriptable, as Future is

@@ -1,0 +1,258 @@
+"""The future every ``submit`` returns: a leaner ``concurrent.futures.Future``.
+
+The standard ``Future`` builds a ``threading.Condition`` when it is created. That is a
+Python-level object whose construction, ``__enter__`` and ``notify_all`` cost more than
+everything else a no-op task does on its way through the pool (about 1.1 µs of a 3.4 µs
+future life cycle on 3.11, 1.6 of 4.4 on 3.13). Most futures never need one: nobody
+waits on them before they finish. So ``TrackedFuture``:
+
+- guards its state with a plain ``RLock`` (the lock a default ``Condition`` would wrap);
+- parks a thread that waits for it on a raw lock of its own, released when the future
+  resolves, which is what ``Condition.wait`` does without the machinery around it;
+- builds the ``_condition`` attribute only when code outside this class asks for it
+  (``concurrent.futures.wait``, ``as_completed``, ``repr``), around that same ``RLock``,
+  so the standard library's helpers see exactly the locking they expect.
+
+Every public method keeps the standard semantics, state names and log messages.
+It also knows whether anyone looked at its outcome: ``result()``, ``exception()`` and
+``add_done_callback()`` mark it observed, and a failed future that is never observed
+logs its failure when it is garbage-collected (see ``_failures``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, InvalidStateError, TimeoutError
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    LOGGER,
+    PENDING,
+    RUNNING,
+)
+from typing import TypeVar, cast
+
+from ._failures import TaskFailure, UnretrievedReport
+
+__all__ = ["TrackedFuture"]
+
+T = TypeVar("T")
+
+_allocate_lock = threading.Lock
+_CANCELLED_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED)
+_DONE_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
+
+
+class TrackedFuture(Future[T]):
+    """A ``concurrent.futures.Future`` without a ``Condition`` until one is needed.
+
+    Reads of a finished future take no lock: the state is written last, under the lock,
+    so a reader that sees ``FINISHED`` sees the outcome too (as the standard library's
+    own ``Future._get_snapshot`` relies on since 3.15).
+    """
+
+    # Class-level defaults: a future that never fails, and that nobody waits on before
+    # it finishes, costs no per-instance state for them.
+    _observed = False
+    _report: UnretrievedReport | None = None
+    _wakeup: threading.Condition | None = None  # built by the _condition property
+    _sleepers: list[threading.Lock] | None = None  # raw locks of threads in _wait
+
+    def __init__(self) -> None:  # Future.__init__ would build the Condition we avoid
+        self._lock = threading.RLock()
+        self._state = PENDING
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._waiters = []
+        self._done_callbacks: list[Callable[[Future[T]], object]] = []
+
+    @property
+    def _condition(self) -> threading.Condition:
+        """The standard ``Future``'s condition, around this future's own lock."""
+        with self._lock:
+            if self._wakeup is None:
+                self._wakeup = threading.Condition(self._lock)
+            return self._wakeup
+
+    @_condition.setter  # the base class declares a plain, writable attribute
+    def _condition(self, condition: threading.Condition) -> None:
+        self._wakeup = condition
+
+    # -- observing ------------------------------------------------------------------------
+    # Each observer sets the flag, then reads the report; arm_report() sets the report,
+    # then reads the flag. Whichever runs second disarms: no lost and no false report.
+    # (Inlined rather than shared through a method: result() is on every caller's path.)
+
+    def result(self, timeout: float | None = None) -> T:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        if self._state == FINISHED and self._exception is None:
+            return cast(T, self._result)
+        self._wait(timeout)
+        return self._outcome()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        if self._state != FINISHED:
+            self._wait(timeout)
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        with self._lock:
+            if self._state not in _DONE_STATES:
+                self._done_callbacks.append(fn)
+                return
+        self._call(fn)
+
+    def _disarm(self) -> None:
+        report = self._report
+        if report is not None:
+            report.armed = False
+            self._report = None
+
+    def arm_report(self, pool: str, failure: TaskFailure) -> None:
+        """Called by the worker before it sets the exception."""
+        report = UnretrievedReport(pool, failure)
+        self._report = report
+        if self._observed:
+            report.armed = False
+            self._report = None
+
+    # -- state ----------------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        with self._lock:
+            state = self._state
+            if state in (RUNNING, FINISHED):
+                return False
+            if state in _CANCELLED_STATES:
+                return True
+            self._state = CANCELLED
+            self._wake()
+        self._invoke_callbacks()
+        return True
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED_STATES
+
+    def running(self) -> bool:
+        return self._state == RUNNING
+
+    def done(self) -> bool:
+        return self._state in _DONE_STATES
+
+    def set_running_or_notify_cancel(self) -> bool:
+        with self._lock:
+            state = self._state
+            if state == PENDING:
+                self._state = RUNNING
+                return True
+            if state == CANCELLED:
+                self._state = CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                # No wake-up needed: cancel() woke everyone already.
+                return False
+            LOGGER.critical("Future %s in unexpected state: %s", id(self), state)
+            raise RuntimeError("Future in unexpected state")
+
+    def set_result(self, result: T) -> None:
+        with self._lock:
+            if self._state in _DONE_STATES:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            self._wake()
+        if self._done_callbacks:
+            self._invoke_callbacks()
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        with self._lock:
+            if self._state in _DONE_STATES:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_exception(self)
+            self._wake()
+        if self._done_callbacks:
+            self._invoke_callbacks()
+
+    def _invoke_callbacks(self) -> None:
+        for callback in self._done_callbacks:
+            self._call(callback)
+
+    def _call(self, callback: Callable[[Future[T]], object]) -> None:
+        try:
+            callback(self)
+        except Exception:
+            LOGGER.exception("exception calling callback for %r", self)
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Releases every thread waiting for this future. Lock held."""
+        sleepers = self._sleepers
+        if sleepers is not None:
+            self._sleepers = None
+            for sleeper in sleepers:
+                sleeper.release()
+        if self._wakeup is not None:
+            self._wakeup.notify_all()
+
+    def _wait(self, timeout: float | None) -> None:
+        """Returns once the future is done; raises ``CancelledError`` or ``TimeoutError``.
+
+        ``timeout`` means what it means to ``Condition.wait``: ``None`` waits for good,
+        zero or less does not wait.
+        """
+        with self._lock:
+            if self._state in _CANCELLED_STATES:
+                raise CancelledError()
+            if self._state == FINISHED:
+                return
+            sleeper = _allocate_lock()
+            sleeper.acquire()
+            if self._sleepers is None:
+                self._sleepers = [sleeper]
+            else:
+                self._sleepers.append(sleeper)
+        woken = False
+        try:
+            if timeout is None:
+                woken = sleeper.acquire()
+            elif timeout > 0:
+                woken = sleeper.acquire(True, timeout)
+            else:
+                woken = sleeper.acquire(False)
+        finally:
+            if not woken:  # timed out or interrupted: stop being a sleeper
+                with self._lock:
+                    if self._sleepers is not None and sleeper in self._sleepers:
+                        self._sleepers.remove(sleeper)
+        with self._lock:
+            if self._state in _CANCELLED_STATES:
+                raise CancelledError()
+            if self._state != FINISHED:
+                raise TimeoutError()
+
+    def _outcome(self) -> T:
+        """The result of a finished future, or its exception raised."""
+        exception = self._exception
+        if exception is not None:
+            try:
+                raise exception
+            finally:
+                # Break the cycle exception -> traceback -> this frame -> exception.
+                del exception, self
+        return cast(T, self._result)
