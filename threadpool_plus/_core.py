@@ -45,7 +45,7 @@ from ._failures import TaskFailure, logger
 from ._future import TrackedFuture
 from ._histogram import Histogram, HistogramSnapshot
 from ._stats import PoolStats
-from ._workers import CANCELLED, COMPLETED, EXIT, FAILED, WAKE, Message, Worker, WorkItem
+from ._workers import EXIT, FAILED, WAKE, Message, Worker, WorkItem
 
 __all__ = ["PoolCore"]
 
@@ -324,6 +324,28 @@ class PoolCore:
         # Only threads above min_workers may time out; the others wait for good.
         return self.idle_timeout if nworkers > self.min_workers else None
 
+    def task_completed(self, worker: Worker, waited: float, ran: float) -> Message:
+        """Counts a task that returned (``waited`` and ``ran`` in seconds); returns the
+        worker's next task, ``None`` (now idle) or ``EXIT``.
+
+        The hot path: one lock round trip, and when work is queued the finished task's
+        ``active`` slot passes straight to the next one.
+        """
+        with self.lock:
+            self.completed += 1
+            waits = self.pending_waits  # folded into the histograms in batches
+            waits.append(waited)
+            self.pending_runs.append(ran)
+            if len(waits) >= _FOLD_BATCH:
+                self._fold_timings()
+            queue = self.queue
+            if queue and self.nworkers <= self.max_workers:
+                if self.waiting:
+                    self.not_full.notify()
+                return queue.popleft()
+            self.active -= 1
+            return self._next_task(worker)
+
     def task_done(
         self,
         worker: Worker,
@@ -332,39 +354,39 @@ class PoolCore:
         ran: float = 0.0,
         failure: TaskFailure | None = None,
     ) -> Message:
-        """Counts a finished task (``waited`` and ``ran`` in seconds); returns the worker's
-        next task, ``None`` (now idle) or ``EXIT``. The hot path: one lock round trip."""
+        """``task_completed`` for a task that ``FAILED`` or was ``CANCELLED``."""
         with self.lock:
             self.active -= 1
-            if outcome == COMPLETED:
-                self.completed += 1
-            elif outcome == FAILED:
+            if outcome == FAILED:
                 self.failed += 1
                 if self.failures is not None and failure is not None:
                     self.failures.append(failure)
+                self.pending_waits.append(waited)
+                self.pending_runs.append(ran)
+                if len(self.pending_waits) >= _FOLD_BATCH:
+                    self._fold_timings()
             else:
                 self.cancelled += 1
-            if outcome != CANCELLED:
-                waits = self.pending_waits  # folded into the histograms in batches
-                waits.append(waited)
-                self.pending_runs.append(ran)
-                if len(waits) >= _FOLD_BATCH:
-                    self._fold_timings()
-            if self.nworkers > self.max_workers:  # resize() shrank the pool
-                self.nworkers -= 1
-                return EXIT
-            queue = self.queue
-            if queue:
-                self.active += 1
-                if self.waiting:
-                    self.not_full.notify()
-                return queue.popleft()
-            if self.closed is not None:
-                self.nworkers -= 1
-                return EXIT
-            self.idle.append(worker)
-            worker.wait_timeout = self._idle_wait(self.nworkers)
-            return None
+            return self._next_task(worker)
+
+    def _next_task(self, worker: Worker) -> Message:
+        """What a worker that just finished a task does next. Lock held; the finished
+        task is no longer counted as active."""
+        if self.nworkers > self.max_workers:  # resize() shrank the pool
+            self.nworkers -= 1
+            return EXIT
+        queue = self.queue
+        if queue:
+            self.active += 1
+            if self.waiting:
+                self.not_full.notify()
+            return queue.popleft()
+        if self.closed is not None:
+            self.nworkers -= 1
+            return EXIT
+        self.idle.append(worker)
+        worker.wait_timeout = self._idle_wait(self.nworkers)
+        return None
 
     def recheck(self, worker: Worker, timed_out: bool) -> Message:
         """Called by an idle worker woken by ``WAKE`` or its timeout."""

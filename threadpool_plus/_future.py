@@ -172,7 +172,8 @@ class TrackedFuture(Future[T]):
             self._state = FINISHED
             for waiter in self._waiters:
                 waiter.add_result(self)
-            self._wake()
+            if self._sleepers is not None or self._wakeup is not None:
+                self._wake()
         if self._done_callbacks:
             self._invoke_callbacks()
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCELLED",
-    "COMPLETED",
     "EXIT",
     "FAILED",
     "WAKE",
@@ -48,8 +47,7 @@ WAKE: Final = None  # "look at the pool again": it may have shrunk, closed or be
 # What a worker may find in its inbox, or get back from the core.
 Message = Union[WorkItem, Literal[_Signal.EXIT], None]
 
-# Task outcomes, as reported to PoolCore.task_done.
-COMPLETED: Final = 0
+# The outcomes PoolCore.task_done counts (a task that returned goes to task_completed).
 FAILED: Final = 1
 CANCELLED: Final = 2
 
@@ -88,6 +86,7 @@ class Worker:
 
     def _work(self) -> None:
         task_done = self.core.task_done
+        task_completed = self.core.task_completed
         item: Message = self.first
         self.first = None
         while True:
@@ -122,7 +121,7 @@ class Worker:
             else:
                 ran = perf_counter() - started
                 del fn, args, kwargs
-                item = task_done(self, COMPLETED, started - accepted, ran)
+                item = task_completed(self, started - accepted, ran)
                 try:
                     future.set_result(result)
                 except BaseException:
