@@ -20,6 +20,7 @@ from _report import Row
 __all__ = [
     "ThreadSampler",
     "alternating",
+    "bare_threads",
     "bursty",
     "latency",
     "percentile",
@@ -131,6 +132,28 @@ def latency(
 # -- 4. sleep-bound tasks -------------------------------------------------------------------
 
 
+def bare_threads(workers: int, per_thread: int, task_seconds: float) -> float:
+    """The floor: ``workers`` plain threads, each sleeping ``per_thread`` times in a loop.
+
+    No pool, no futures, no handoff: what the machine and the GIL allow at best.
+    """
+    barrier = threading.Barrier(workers + 1)
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            time.sleep(task_seconds)
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    start = perf_counter()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    return perf_counter() - start
+
+
 def sleep_bound(
     pools: tuple[str, ...],
     workers: int,
@@ -139,10 +162,13 @@ def sleep_bound(
     reps: int,
     progress: Progress,
 ) -> list[Row]:
-    """Wall time of ``tasks`` sleeps of ``task_seconds`` against the ideal."""
+    """Wall time of ``tasks`` sleeps of ``task_seconds`` against the ideal and the floor."""
     ideal = tasks * task_seconds / workers
     wall: dict[str, list[float]] = {name: [] for name in pools}
+    floors: list[float] = []
     for order in alternating(pools, reps):
+        gc.collect()
+        floors.append(bare_threads(workers, tasks // workers, task_seconds))
         for name in order:
             handle = _fresh(name, workers)
             try:
@@ -151,18 +177,19 @@ def sleep_bound(
             finally:
                 handle.close()
     progress("sleep-bound: done")
-    case = f"{tasks} x {task_seconds * 1000:g} ms, {workers} workers"
+    floor = statistics.median(floors)
+    case = (
+        f"{tasks} x {task_seconds * 1000:g} ms, {workers} workers "
+        f"(bare threads: {floor / ideal:.2f}x ideal)"
+    )
+
+    def scaled(by: float) -> dict[str, list[float]]:
+        return {n: [s / by for s in v] for n, v in wall.items()}
+
     return [
-        Row(
-            "sleep", case, "wall ms", "lower", {n: [s * 1000 for s in v] for n, v in wall.items()}
-        ),
-        Row(
-            "sleep",
-            case,
-            "wall / ideal",
-            "lower",
-            {n: [s / ideal for s in v] for n, v in wall.items()},
-        ),
+        Row("sleep", case, "wall ms", "lower", scaled(0.001)),
+        Row("sleep", case, "wall / ideal", "lower", scaled(ideal)),
+        Row("sleep", case, "wall / bare-threads floor", "lower", scaled(floor)),
     ]
 
 
@@ -209,6 +236,40 @@ class ThreadSampler:
         self.thread_seconds += previous * (perf_counter() - last)
 
 
+def _one_burst_run(
+    name: str,
+    max_workers: int,
+    options: dict[str, object],
+    bursts: int,
+    burst_tasks: int,
+    task_seconds: float,
+    gap: float,
+) -> dict[str, float]:
+    """Runs the bursty load once on a fresh pool; returns each metric's value."""
+    gc.collect()
+    sampler = ThreadSampler(0.002)
+    sampler.start()
+    handle = make_pool(name, max_workers, **options)
+    burst_times: list[float] = []
+    start = perf_counter()
+    try:
+        for _ in range(bursts):
+            burst_times.append(_batch(handle, time.sleep, (task_seconds,), burst_tasks))
+            time.sleep(gap)
+        elapsed = perf_counter() - start
+    finally:
+        sampler.stop()  # first: shutting down is not part of the load
+        handle.close()
+    return {
+        "peak": sampler.peak,
+        "thread_seconds": sampler.thread_seconds,
+        "mean": sampler.thread_seconds / elapsed,
+        "throughput": bursts * burst_tasks / elapsed,
+        "first_ms": burst_times[0] * 1000,
+        "later_ms": statistics.median(burst_times[1:]) * 1000,
+    }
+
+
 def bursty(
     pools: tuple[str, ...],
     *,
@@ -217,47 +278,47 @@ def bursty(
     burst_tasks: int,
     task_seconds: float,
     gap: float,
-    idle_timeout: float,
+    idle_timeouts: tuple[float, ...],
     reps: int,
     progress: Progress,
 ) -> list[Row]:
-    """Bursts of sleeps separated by idle gaps: threads held against work done."""
+    """Bursts of sleeps separated by idle gaps: threads held against work done.
+
+    threadpool_plus runs once per ``idle_timeouts`` value; the other pools, which have
+    no such setting, run once per repetition and are compared with each of those cases.
+    """
     metrics = ("peak", "thread_seconds", "mean", "throughput", "first_ms", "later_ms")
-    samples: dict[str, dict[str, list[float]]] = {m: {n: [] for n in pools} for m in metrics}
+    others = [name for name in pools if name != TPP]
+    # samples[idle_timeout][metric][pool]; the other pools' lists are shared by all.
+    shared: dict[str, dict[str, list[float]]] = {m: {n: [] for n in others} for m in metrics}
+    samples = {timeout: {m: {TPP: [], **shared[m]} for m in metrics} for timeout in idle_timeouts}
     for order in alternating(pools, reps):
         for name in order:
-            options = {"idle_timeout": idle_timeout} if name == TPP else {}
-            gc.collect()
-            sampler = ThreadSampler(0.002)
-            sampler.start()
-            handle = make_pool(name, max_workers, **options)
-            burst_times: list[float] = []
-            start = perf_counter()
-            try:
-                for _ in range(bursts):
-                    burst_times.append(_batch(handle, time.sleep, (task_seconds,), burst_tasks))
-                    time.sleep(gap)
-                elapsed = perf_counter() - start
-            finally:
-                sampler.stop()  # first: shutting down is not part of the load
-                handle.close()
-            samples["peak"][name].append(sampler.peak)
-            samples["thread_seconds"][name].append(sampler.thread_seconds)
-            samples["mean"][name].append(sampler.thread_seconds / elapsed)
-            samples["throughput"][name].append(bursts * burst_tasks / elapsed)
-            samples["first_ms"][name].append(burst_times[0] * 1000)
-            samples["later_ms"][name].append(statistics.median(burst_times[1:]) * 1000)
+            runs: list[tuple[float | None, dict[str, object]]] = [(None, {})]
+            if name == TPP:
+                runs = [(t, {"idle_timeout": t}) for t in idle_timeouts]
+            for timeout, options in runs:
+                values = _one_burst_run(
+                    name, max_workers, options, bursts, burst_tasks, task_seconds, gap
+                )
+                for metric, value in values.items():
+                    target = shared if timeout is None else samples[timeout]
+                    target[metric][name].append(value)
     progress("bursty: done")
-    case = (
-        f"{bursts} bursts of {burst_tasks} x {task_seconds * 1000:g} ms, "
-        f"{gap:g} s gaps, max_workers={max_workers}"
-    )
-    configs = {TPP: f"idle_timeout={idle_timeout:g}"}
-    return [
-        Row("bursty", case, "peak threads", "lower", samples["peak"], configs=configs),
-        Row("bursty", case, "thread-seconds held", "lower", samples["thread_seconds"]),
-        Row("bursty", case, "mean threads", "lower", samples["mean"]),
-        Row("bursty", case, "completed tasks/s (same load)", "higher", samples["throughput"]),
-        Row("bursty", case, "first burst ms (no thread yet)", "lower", samples["first_ms"]),
-        Row("bursty", case, "later bursts ms (median)", "lower", samples["later_ms"]),
-    ]
+    rows: list[Row] = []
+    for timeout in idle_timeouts:
+        case = (
+            f"{bursts} bursts of {burst_tasks} x {task_seconds * 1000:g} ms, "
+            f"{gap:g} s gaps, max_workers={max_workers}, idle_timeout={timeout:g}"
+        )
+        s = samples[timeout]
+        configs = {TPP: f"idle_timeout={timeout:g}"}
+        rows += [
+            Row("bursty", case, "peak threads", "lower", s["peak"], configs=configs),
+            Row("bursty", case, "thread-seconds held", "lower", s["thread_seconds"]),
+            Row("bursty", case, "mean threads", "lower", s["mean"]),
+            Row("bursty", case, "completed tasks/s (same load)", "higher", s["throughput"]),
+            Row("bursty", case, "first burst ms (no thread yet)", "lower", s["first_ms"]),
+            Row("bursty", case, "later bursts ms (median)", "lower", s["later_ms"]),
+        ]
+    return rows

@@ -55,7 +55,7 @@ class Config:
     burst_tasks: int
     burst_gap: float
     burst_workers: int
-    burst_idle_timeout: float
+    burst_idle_timeouts: tuple[float, ...]  # threadpool_plus runs once per value
     overload_window: float
     overload_grace: float
     overload_producers: int
@@ -80,7 +80,7 @@ FULL = Config(
     burst_tasks=200,
     burst_gap=0.5,
     burst_workers=32,
-    burst_idle_timeout=0.2,
+    burst_idle_timeouts=(0.05, 0.1, 0.2, 60.0),  # 60 s is the default
     overload_window=2.0,
     overload_grace=0.3,
     overload_producers=4,
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 burst_tasks=c.burst_tasks,
                 task_seconds=c.sleep_seconds,
                 gap=c.burst_gap,
-                idle_timeout=c.burst_idle_timeout,
+                idle_timeouts=c.burst_idle_timeouts,
                 reps=c.isolated_reps,
                 progress=progress,
             )
