@@ -22,6 +22,7 @@ logs its failure when it is garbage-collected (see ``_failures``).
 from __future__ import annotations
 
 import threading
+from _thread import RLock  # the C type itself: threading.RLock is a Python-level factory
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError, TimeoutError
 from concurrent.futures._base import (
@@ -61,7 +62,7 @@ class TrackedFuture(Future[T]):
     _sleepers: list[threading.Lock] | None = None  # raw locks of threads in _wait
 
     def __init__(self) -> None:  # Future.__init__ would build the Condition we avoid
-        self._lock = threading.RLock()
+        self._lock = RLock()
         self._state = PENDING
         self._result: T | None = None
         self._exception: BaseException | None = None
