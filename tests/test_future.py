@@ -245,6 +245,25 @@ def test_the_condition_is_built_on_demand_around_the_same_lock() -> None:
     thread.join(DEADLINE)
 
 
+@factories
+def test_resolving_by_hand_through_the_condition_wakes_waiters(make: FutureFactory) -> None:
+    """Code written against the stdlib sets the state and notifies ``_condition`` itself
+    (CPython's own tests do); a thread already parked in ``result()`` must wake."""
+    future = make()
+    thread, seen = in_thread(future.result)  # no timeout: a missed wake-up hangs it
+    if isinstance(future, TrackedFuture):
+        wait_until(lambda: waiting_threads(future) == 1)
+    else:
+        wait_until(lambda: len(future._condition._waiters) == 1)  # type: ignore[attr-defined]
+    with future._condition:
+        future._result = "by hand"
+        future._state = "FINISHED"
+        future._condition.notify_all()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    assert seen == ["by hand"]
+
+
 def race_one_resolution(value: int) -> None:
     """Three waiters (no timeout, a long one, zero) race one set_result."""
     future: TrackedFuture[int] = TrackedFuture()

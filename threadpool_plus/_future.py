@@ -22,6 +22,7 @@ logs its failure when it is garbage-collected (see ``_failures``).
 from __future__ import annotations
 
 import threading
+import weakref
 from _thread import RLock  # the C type itself: threading.RLock is a Python-level factory
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError, TimeoutError
@@ -33,7 +34,7 @@ from concurrent.futures._base import (
     PENDING,
     RUNNING,
 )
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from ._failures import TaskFailure, UnretrievedReport
 
@@ -74,7 +75,7 @@ class TrackedFuture(Future[T]):
         """The standard ``Future``'s condition, around this future's own lock."""
         with self._lock:
             if self._wakeup is None:
-                self._wakeup = threading.Condition(self._lock)
+                self._wakeup = _Condition(self)
             return self._wakeup
 
     @_condition.setter  # the base class declares a plain, writable attribute
@@ -204,13 +205,16 @@ class TrackedFuture(Future[T]):
 
     def _wake(self) -> None:
         """Releases every thread waiting for this future. Lock held."""
+        self._release_sleepers()
+        if self._wakeup is not None:
+            self._wakeup.notify_all()
+
+    def _release_sleepers(self) -> None:
         sleepers = self._sleepers
         if sleepers is not None:
             self._sleepers = None
             for sleeper in sleepers:
                 sleeper.release()
-        if self._wakeup is not None:
-            self._wakeup.notify_all()
 
     def _wait(self, timeout: float | None) -> None:
         """Returns once the future is done; raises ``CancelledError`` or ``TimeoutError``.
@@ -258,3 +262,19 @@ class TrackedFuture(Future[T]):
                 # Break the cycle exception -> traceback -> this frame -> exception.
                 del exception, self
         return cast(T, self._result)
+
+
+class _Condition(threading.Condition):
+    """A ``TrackedFuture``'s ``_condition``: notifying it also wakes the threads parked in
+    that future's ``result()`` or ``exception()``, as notifying a standard ``Future``'s
+    condition would (code that resolves a future by hand does exactly that)."""
+
+    def __init__(self, future: TrackedFuture[Any]) -> None:
+        super().__init__(future._lock)
+        self._future = weakref.ref(future)  # a strong one would make a reference cycle
+
+    def notify(self, n: int = 1) -> None:
+        super().notify(n)  # raises unless the lock is held: then so is the future's
+        future = self._future()
+        if future is not None:
+            future._release_sleepers()
