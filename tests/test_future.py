@@ -17,15 +17,17 @@ from typing import Any
 import pytest
 
 from tests._support import DEADLINE, wait_until
-from threadpool_plus import ThreadPoolExecutor
-from threadpool_plus._future import TrackedFuture
+from threadpool_plus import ThreadPoolExecutor, _future
+from threadpool_plus._future import LeanFuture, ObservedFuture, TrackedFuture
 
 FutureFactory = Callable[[], "Future[Any]"]
 
-factories = pytest.mark.parametrize("make", [Future, TrackedFuture], ids=["stdlib", "tracked"])
+factories = pytest.mark.parametrize(
+    "make", [Future, LeanFuture, ObservedFuture], ids=["stdlib", "lean", "observed"]
+)
 
 
-def waiting_threads(future: TrackedFuture[Any]) -> int:
+def waiting_threads(future: LeanFuture[Any]) -> int:
     """How many threads are parked in ``result()`` or ``exception()`` on ``future``."""
     with future._lock:
         return len(future._sleepers or ())
@@ -185,7 +187,7 @@ def test_a_raising_callback_is_logged_and_the_others_still_run(
 
 @pytest.mark.parametrize("outcome", ["result", "exception", "cancel"])
 def test_every_waiting_thread_is_woken(outcome: str) -> None:
-    future: TrackedFuture[int] = TrackedFuture()
+    future: LeanFuture[int] = LeanFuture()
     # No timeout: a waiter that is never woken hangs, and the test fails on it.
     waiters = [in_thread(future.result) for _ in range(8)]
     wait_until(lambda: waiting_threads(future) == 8)
@@ -209,7 +211,7 @@ def test_every_waiting_thread_is_woken(outcome: str) -> None:
 
 
 def test_a_timed_out_waiter_stops_waiting() -> None:
-    future: TrackedFuture[int] = TrackedFuture()
+    future: LeanFuture[int] = LeanFuture()
     with pytest.raises(cf.TimeoutError):
         future.result(0.01)
     assert waiting_threads(future) == 0
@@ -221,7 +223,7 @@ def test_a_timed_out_waiter_stops_waiting() -> None:
 
 
 def test_the_condition_is_built_on_demand_around_the_same_lock() -> None:
-    future: TrackedFuture[int] = TrackedFuture()
+    future: LeanFuture[int] = LeanFuture()
     assert future._wakeup is None  # nothing built it yet
     condition = future._condition
     assert future._condition is condition
@@ -251,7 +253,7 @@ def test_resolving_by_hand_through_the_condition_wakes_waiters(make: FutureFacto
     (CPython's own tests do); a thread already parked in ``result()`` must wake."""
     future = make()
     thread, seen = in_thread(future.result)  # no timeout: a missed wake-up hangs it
-    if isinstance(future, TrackedFuture):
+    if isinstance(future, LeanFuture):
         wait_until(lambda: waiting_threads(future) == 1)
     else:
         wait_until(lambda: len(future._condition._waiters) == 1)  # type: ignore[attr-defined]
@@ -266,7 +268,7 @@ def test_resolving_by_hand_through_the_condition_wakes_waiters(make: FutureFacto
 
 def race_one_resolution(value: int) -> None:
     """Three waiters (no timeout, a long one, zero) race one set_result."""
-    future: TrackedFuture[int] = TrackedFuture()
+    future: LeanFuture[int] = LeanFuture()
     barrier = threading.Barrier(4)
     results: list[object] = []
     lock = threading.Lock()
@@ -350,6 +352,31 @@ def test_asyncio_wraps_a_tracked_future() -> None:
         raise AssertionError("the exception was lost")
 
     assert asyncio.run(main()) == (4, "no")
+
+
+def test_the_lean_future_is_in_use_on_every_supported_python() -> None:
+    # Fails on a Python whose Future changed: the pool still works (ObservedFuture), but
+    # LeanFuture must be brought up to date, or dropped there, before claiming support.
+    assert _future.LEAN
+    assert TrackedFuture is LeanFuture
+
+
+def test_a_changed_standard_future_turns_the_lean_one_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = Future.__init__
+
+    def grown(self: Future[Any]) -> None:  # a future Python adds an attribute
+        original(self)
+        self._new_state = None  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Future, "__init__", grown)
+    assert _future._matches_the_standard_future() is False
+    monkeypatch.setattr(Future, "__init__", original)
+    monkeypatch.setattr(_future, "CANCELLED", "cancelled")  # renamed states
+    assert _future._matches_the_standard_future() is False
+    monkeypatch.undo()
+    assert _future._matches_the_standard_future() is True
 
 
 def test_the_pool_returns_tracked_futures() -> None:

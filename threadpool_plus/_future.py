@@ -4,7 +4,7 @@ The standard ``Future`` builds a ``threading.Condition`` when it is created. Tha
 Python-level object whose construction, ``__enter__`` and ``notify_all`` cost more than
 everything else a no-op task does on its way through the pool (about 1.1 µs of a 3.4 µs
 future life cycle on 3.11, 1.6 of 4.4 on 3.13). Most futures never need one: nobody
-waits on them before they finish. So ``TrackedFuture``:
+waits on them before they finish. So ``LeanFuture``:
 
 - guards its state with a plain ``RLock`` (the lock a default ``Condition`` would wrap);
 - parks a thread that waits for it on a raw lock of its own, released when the future
@@ -14,40 +14,83 @@ waits on them before they finish. So ``TrackedFuture``:
   so the standard library's helpers see exactly the locking they expect.
 
 Every public method keeps the standard semantics, state names and log messages.
-It also knows whether anyone looked at its outcome: ``result()``, ``exception()`` and
-``add_done_callback()`` mark it observed, and a failed future that is never observed
-logs its failure when it is garbage-collected (see ``_failures``).
+
+Those helpers read the standard ``Future``'s private attributes on any future, so a
+``Future`` subclass that does not call ``Future.__init__`` must provide them itself. At
+import, ``_matches_the_standard_future()`` checks that this Python's ``Future`` still has
+exactly those attributes and state names; if a later Python changes them, the pool hands
+out ``ObservedFuture`` (the standard ``Future``, unchanged) instead. ``TrackedFuture``
+names whichever of the two is in use.
+
+Both know whether anyone looked at their outcome: ``result()``, ``exception()`` and
+``add_done_callback()`` mark a future observed, and a failed future that is never
+observed logs its failure when it is garbage-collected (see ``_failures``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from _thread import RLock  # the C type itself: threading.RLock is a Python-level factory
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError, TimeoutError
-from concurrent.futures._base import (
-    CANCELLED,
-    CANCELLED_AND_NOTIFIED,
-    FINISHED,
-    LOGGER,
-    PENDING,
-    RUNNING,
-)
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._failures import TaskFailure, UnretrievedReport
 
-__all__ = ["TrackedFuture"]
+__all__ = ["LEAN", "LeanFuture", "ObservedFuture", "TrackedFuture"]
 
 T = TypeVar("T")
+
+# The standard Future's states and logger, by the names it gives them; the standard
+# library keeps them in a private module, so they are spelled out here and checked
+# against its behaviour by _matches_the_standard_future() below.
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+CANCELLED = "CANCELLED"
+CANCELLED_AND_NOTIFIED = "CANCELLED_AND_NOTIFIED"
+FINISHED = "FINISHED"
+LOGGER = logging.getLogger("concurrent.futures")
 
 _allocate_lock = threading.Lock
 _CANCELLED_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED)
 _DONE_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
+# What Future.__init__ sets, on every Python from 3.10 to 3.15. The standard library's
+# own helpers (wait, as_completed, asyncio.wrap_future) read these on any future.
+_STANDARD_ATTRIBUTES = frozenset(
+    {"_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks"}
+)
 
-class TrackedFuture(Future[T]):
+
+class _Observation:
+    """Whether anyone looked at a future's outcome, and the report armed if not.
+
+    Each observer sets the flag, then reads the report; arm_report() sets the report,
+    then reads the flag. Whichever runs second disarms: no lost and no false report.
+    """
+
+    # Class-level defaults: a future that never fails costs no per-instance state.
+    _observed = False
+    _report: UnretrievedReport | None = None
+
+    def _disarm(self) -> None:
+        report = self._report
+        if report is not None:
+            report.armed = False
+            self._report = None
+
+    def arm_report(self, pool: str, failure: TaskFailure) -> None:
+        """Called by the worker before it sets the exception."""
+        report = UnretrievedReport(pool, failure)
+        self._report = report
+        if self._observed:
+            report.armed = False
+            self._report = None
+
+
+class LeanFuture(_Observation, Future[T]):
     """A ``concurrent.futures.Future`` without a ``Condition`` until one is needed.
 
     Reads of a finished future take no lock: the state is written last, under the lock,
@@ -55,10 +98,8 @@ class TrackedFuture(Future[T]):
     own ``Future._get_snapshot`` relies on since 3.15).
     """
 
-    # Class-level defaults: a future that never fails, and that nobody waits on before
-    # it finishes, costs no per-instance state for them.
-    _observed = False
-    _report: UnretrievedReport | None = None
+    # Class-level defaults: a future nobody waits on before it finishes costs no
+    # per-instance state for them.
     _wakeup: threading.Condition | None = None  # built by the _condition property
     _sleepers: list[threading.Lock] | None = None  # raw locks of threads in _wait
 
@@ -83,9 +124,7 @@ class TrackedFuture(Future[T]):
         self._wakeup = condition
 
     # -- observing ------------------------------------------------------------------------
-    # Each observer sets the flag, then reads the report; arm_report() sets the report,
-    # then reads the flag. Whichever runs second disarms: no lost and no false report.
-    # (Inlined rather than shared through a method: result() is on every caller's path.)
+    # The observation preamble is inlined: result() is on every caller's path.
 
     def result(self, timeout: float | None = None) -> T:
         self._observed = True
@@ -113,20 +152,6 @@ class TrackedFuture(Future[T]):
                 self._done_callbacks.append(fn)
                 return
         self._call(fn)
-
-    def _disarm(self) -> None:
-        report = self._report
-        if report is not None:
-            report.armed = False
-            self._report = None
-
-    def arm_report(self, pool: str, failure: TaskFailure) -> None:
-        """Called by the worker before it sets the exception."""
-        report = UnretrievedReport(pool, failure)
-        self._report = report
-        if self._observed:
-            report.armed = False
-            self._report = None
 
     # -- state ----------------------------------------------------------------------------
 
@@ -269,12 +294,71 @@ class _Condition(threading.Condition):
     that future's ``result()`` or ``exception()``, as notifying a standard ``Future``'s
     condition would (code that resolves a future by hand does exactly that)."""
 
-    def __init__(self, future: TrackedFuture[Any]) -> None:
+    def __init__(self, future: LeanFuture[Any]) -> None:
         super().__init__(future._lock)
         self._future = weakref.ref(future)  # a strong one would make a reference cycle
 
     def notify(self, n: int = 1) -> None:
         super().notify(n)  # raises unless the lock is held: then so is the future's
+        self._release_sleepers()
+
+    def notify_all(self) -> None:
+        super().notify_all()
+        self._release_sleepers()
+
+    def _release_sleepers(self) -> None:
         future = self._future()
         if future is not None:
             future._release_sleepers()
+
+
+class ObservedFuture(_Observation, Future[T]):
+    """The standard ``Future`` itself, plus observation: ``TrackedFuture`` on a Python
+    whose ``Future`` is not the one ``LeanFuture`` re-implements."""
+
+    def result(self, timeout: float | None = None) -> T:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        return super().exception(timeout)
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+        super().add_done_callback(fn)
+
+
+def _matches_the_standard_future() -> bool:
+    """Whether this Python's ``Future`` keeps the attributes and state names that
+    ``LeanFuture`` re-implements (true on 3.10 to 3.15). A future Python that changes them
+    gets ``ObservedFuture``: slower, never wrong."""
+    try:
+        done: Future[None] = Future()
+        cancelled: Future[None] = Future()
+        if set(vars(done)) != _STANDARD_ATTRIBUTES or done._state != PENDING:
+            return False
+        done.set_running_or_notify_cancel()
+        seen = [done._state]
+        done.set_result(None)
+        cancelled.cancel()
+        seen += [done._state, cancelled._state]
+        cancelled.set_running_or_notify_cancel()
+        seen.append(cancelled._state)
+    except Exception:
+        return False
+    return seen == [RUNNING, FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED]
+
+
+LEAN = _matches_the_standard_future()
+
+if TYPE_CHECKING:
+    TrackedFuture = LeanFuture
+else:
+    TrackedFuture = LeanFuture if LEAN else ObservedFuture
