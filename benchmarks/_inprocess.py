@@ -6,6 +6,7 @@ threads) before the next pool runs; the pools take turns, in alternating order.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import math
 import statistics
@@ -55,14 +56,28 @@ def _fresh(name: str, workers: int, **tpp_options: object) -> PoolHandle:
 
 
 def _batch(
-    handle: PoolHandle, fn: Callable[..., object], args: tuple[object, ...], n: int
+    handle: PoolHandle,
+    fn: Callable[..., object],
+    args: tuple[object, ...],
+    n: int,
+    collect: str = "result",
 ) -> float:
-    """Submits ``n`` tasks, waits for all; returns the seconds it took."""
+    """Submits ``n`` tasks, waits for all; returns the seconds it took.
+
+    ``collect`` is how the results are awaited: each ``result()`` in order, or through
+    ``concurrent.futures.as_completed`` or ``wait`` (which use the futures' conditions).
+    """
     submit = handle.submit
     start = perf_counter()
     futures = [submit(fn, *args) for _ in range(n)]
-    for future in futures:
-        future.result()
+    if collect == "result":
+        for future in futures:
+            future.result()
+    elif collect == "as_completed":
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+    else:
+        concurrent.futures.wait(futures)
     return perf_counter() - start
 
 
@@ -75,21 +90,29 @@ def throughput(
     tasks: int,
     reps: int,
     progress: Progress,
+    collect_workers: int = 4,
 ) -> list[Row]:
-    """Tasks per second for a batch of ``tasks`` no-op submits, then all results."""
+    """Tasks per second for a batch of ``tasks`` no-op submits, then all results; and, with
+    ``collect_workers`` workers, the same batch awaited through ``as_completed`` and
+    ``wait`` instead of ``result()``."""
+    cases = [(workers, "result") for workers in workers_list]
+    cases += [(collect_workers, "as_completed"), (collect_workers, "wait")]
     rows: list[Row] = []
-    for workers in workers_list:
+    for workers, collect in cases:
         samples: dict[str, list[float]] = {name: [] for name in pools}
         for order in alternating(pools, reps):
             for name in order:
                 handle = _fresh(name, workers)
                 try:
                     _batch(handle, noop, (), min(tasks, 2000))  # start the threads
-                    samples[name].append(tasks / _batch(handle, noop, (), tasks))
+                    seconds = _batch(handle, noop, (), tasks, collect)
+                    samples[name].append(tasks / seconds)
                 finally:
                     handle.close()
-        progress(f"throughput, {workers} workers: done")
         case = f"{workers} worker" + ("s" if workers != 1 else "")
+        if collect != "result":
+            case += f", collected with {collect}()"
+        progress(f"throughput, {case}: done")
         rows.append(Row("throughput", case, "tasks/s", "higher", samples))
     return rows
 

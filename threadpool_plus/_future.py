@@ -114,6 +114,9 @@ class LeanFuture(_Observation, Future[T]):
     @property
     def _condition(self) -> threading.Condition:
         """The standard ``Future``'s condition, around this future's own lock."""
+        condition = self._wakeup
+        if condition is not None:  # set once: reading it needs no lock
+            return condition
         with self._lock:
             if self._wakeup is None:
                 self._wakeup = _Condition(self)
@@ -232,7 +235,8 @@ class LeanFuture(_Observation, Future[T]):
         """Releases every thread waiting for this future. Lock held."""
         self._release_sleepers()
         if self._wakeup is not None:
-            self._wakeup.notify_all()
+            # The plain notify_all: _Condition's own would release the sleepers again.
+            threading.Condition.notify_all(self._wakeup)
 
     def _release_sleepers(self) -> None:
         sleepers = self._sleepers
