@@ -237,7 +237,7 @@ def test_the_condition_is_built_on_demand_around_the_same_lock() -> None:
 
     thread = threading.Thread(target=wait_on_condition, daemon=True)
     thread.start()
-    wait_until(lambda: len(getattr(condition, "_waiters", ())) == 1)
+    wait_until(lambda: waiting_threads(future) == 1)
     with condition:  # holding the condition holds the future's lock: set_result waits
         probe, acquired = in_thread(lambda: future._lock.acquire(blocking=False))
         probe.join(DEADLINE)
@@ -245,6 +245,57 @@ def test_the_condition_is_built_on_demand_around_the_same_lock() -> None:
     future.set_result(1)
     assert woken.wait(DEADLINE)
     thread.join(DEADLINE)
+
+
+def test_condition_wait_times_out_and_needs_the_lock() -> None:
+    future: LeanFuture[int] = LeanFuture()
+    condition = future._condition
+    with pytest.raises(RuntimeError, match="un-acquired lock"):
+        condition.wait(0)
+    assert waiting_threads(future) == 0
+    assert waiting_threads(future) == 0
+    with condition:
+        assert condition.wait(0.01) is False  # nobody notifies: it times out
+    assert waiting_threads(future) == 0
+
+    def notify_once_the_lock_is_free() -> None:  # only possible if wait() released it
+        with condition:
+            condition.notify()
+
+    with condition, condition:  # held twice: wait() releases both, then takes both back
+        helper, _ = in_thread(notify_once_the_lock_is_free)
+        assert condition.wait(DEADLINE) is True
+        assert future._lock.acquire(False)  # still ours (an RLock: held a third time)
+        future._lock.release()
+    helper.join(DEADLINE)
+    assert not helper.is_alive()
+
+
+def test_condition_notify_wakes_the_longest_waiting_thread_first() -> None:
+    future: LeanFuture[int] = LeanFuture()
+    condition = future._condition
+    order: list[int] = []
+
+    def wait(number: int) -> None:
+        with condition:
+            assert condition.wait(DEADLINE)
+            order.append(number)
+
+    first = threading.Thread(target=wait, args=(1,), daemon=True)
+    first.start()
+    wait_until(lambda: waiting_threads(future) == 1)
+    second = threading.Thread(target=wait, args=(2,), daemon=True)
+    second.start()
+    wait_until(lambda: waiting_threads(future) == 2)
+    with condition:
+        condition.notify()
+    first.join(DEADLINE)
+    assert order == [1]
+    assert waiting_threads(future) == 1
+    with condition:
+        condition.notify_all()
+    second.join(DEADLINE)
+    assert order == [1, 2]
 
 
 @factories

@@ -100,8 +100,8 @@ class LeanFuture(_Observation, Future[T]):
 
     # Class-level defaults: a future nobody waits on before it finishes costs no
     # per-instance state for them.
-    _wakeup: threading.Condition | None = None  # built by the _condition property
-    _sleepers: list[threading.Lock] | None = None  # raw locks of threads in _wait
+    _wakeup: _Condition | None = None  # built by the _condition property
+    _sleepers: list[threading.Lock] | None = None  # one raw lock per waiting thread
 
     def __init__(self) -> None:  # Future.__init__ would build the Condition we avoid
         self._lock = RLock()
@@ -112,8 +112,8 @@ class LeanFuture(_Observation, Future[T]):
         self._done_callbacks: list[Callable[[Future[T]], object]] = []
 
     @property
-    def _condition(self) -> threading.Condition:
-        """The standard ``Future``'s condition, around this future's own lock."""
+    def _condition(self) -> _Condition:  # type: ignore[override]  # base: a Condition field
+        """What the standard ``Future`` calls its condition, on this future's own lock."""
         condition = self._wakeup
         if condition is not None:  # set once: reading it needs no lock
             return condition
@@ -121,10 +121,6 @@ class LeanFuture(_Observation, Future[T]):
             if self._wakeup is None:
                 self._wakeup = _Condition(self)
             return self._wakeup
-
-    @_condition.setter  # the base class declares a plain, writable attribute
-    def _condition(self, condition: threading.Condition) -> None:
-        self._wakeup = condition
 
     # -- observing ------------------------------------------------------------------------
     # The observation preamble is inlined: result() is on every caller's path.
@@ -166,7 +162,7 @@ class LeanFuture(_Observation, Future[T]):
             if state in _CANCELLED_STATES:
                 return True
             self._state = CANCELLED
-            self._wake()
+            self._release_sleepers()
         self._invoke_callbacks()
         return True
 
@@ -202,8 +198,8 @@ class LeanFuture(_Observation, Future[T]):
             self._state = FINISHED
             for waiter in self._waiters:
                 waiter.add_result(self)
-            if self._sleepers is not None or self._wakeup is not None:
-                self._wake()
+            if self._sleepers is not None:
+                self._release_sleepers()
         if self._done_callbacks:
             self._invoke_callbacks()
 
@@ -215,7 +211,7 @@ class LeanFuture(_Observation, Future[T]):
             self._state = FINISHED
             for waiter in self._waiters:
                 waiter.add_exception(self)
-            self._wake()
+            self._release_sleepers()
         if self._done_callbacks:
             self._invoke_callbacks()
 
@@ -231,19 +227,36 @@ class LeanFuture(_Observation, Future[T]):
 
     # -- waiting --------------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        """Releases every thread waiting for this future. Lock held."""
-        self._release_sleepers()
-        if self._wakeup is not None:
-            # The plain notify_all: _Condition's own would release the sleepers again.
-            threading.Condition.notify_all(self._wakeup)
+    def _park(self) -> threading.Lock:
+        """A new sleeper: a locked raw lock that _release_sleepers() will release.
+        Lock held."""
+        sleeper = _allocate_lock()
+        sleeper.acquire()
+        if self._sleepers is None:
+            self._sleepers = [sleeper]
+        else:
+            self._sleepers.append(sleeper)
+        return sleeper
 
-    def _release_sleepers(self) -> None:
+    def _unpark(self, sleeper: threading.Lock) -> None:
+        """Forgets a sleeper that stopped waiting (timed out or interrupted)."""
+        with self._lock:
+            if self._sleepers is not None and sleeper in self._sleepers:
+                self._sleepers.remove(sleeper)
+
+    def _release_sleepers(self, count: int | None = None) -> None:
+        """Wakes the ``count`` longest-waiting threads, or all of them. Lock held."""
         sleepers = self._sleepers
-        if sleepers is not None:
+        if sleepers is None:
+            return
+        if count is None or count >= len(sleepers):
             self._sleepers = None
-            for sleeper in sleepers:
-                sleeper.release()
+            woken = sleepers
+        else:
+            woken = sleepers[:count]
+            del sleepers[:count]
+        for sleeper in woken:
+            sleeper.release()
 
     def _wait(self, timeout: float | None) -> None:
         """Returns once the future is done; raises ``CancelledError`` or ``TimeoutError``.
@@ -256,25 +269,13 @@ class LeanFuture(_Observation, Future[T]):
                 raise CancelledError()
             if self._state == FINISHED:
                 return
-            sleeper = _allocate_lock()
-            sleeper.acquire()
-            if self._sleepers is None:
-                self._sleepers = [sleeper]
-            else:
-                self._sleepers.append(sleeper)
+            sleeper = self._park()
         woken = False
         try:
-            if timeout is None:
-                woken = sleeper.acquire()
-            elif timeout > 0:
-                woken = sleeper.acquire(True, timeout)
-            else:
-                woken = sleeper.acquire(False)
+            woken = _sleep(sleeper, timeout)
         finally:
-            if not woken:  # timed out or interrupted: stop being a sleeper
-                with self._lock:
-                    if self._sleepers is not None and sleeper in self._sleepers:
-                        self._sleepers.remove(sleeper)
+            if not woken:
+                self._unpark(sleeper)
         with self._lock:
             if self._state in _CANCELLED_STATES:
                 raise CancelledError()
@@ -293,27 +294,75 @@ class LeanFuture(_Observation, Future[T]):
         return cast(T, self._result)
 
 
-class _Condition(threading.Condition):
-    """A ``TrackedFuture``'s ``_condition``: notifying it also wakes the threads parked in
-    that future's ``result()`` or ``exception()``, as notifying a standard ``Future``'s
-    condition would (code that resolves a future by hand does exactly that)."""
+def _sleep(sleeper: threading.Lock, timeout: float | None) -> bool:
+    """Blocks until ``sleeper`` is released or ``timeout`` passes (as Condition.wait)."""
+    if timeout is None:
+        return sleeper.acquire()
+    if timeout > 0:
+        return sleeper.acquire(True, timeout)
+    return sleeper.acquire(False)
+
+
+class _Condition:
+    """A ``LeanFuture``'s ``_condition``: what code written for the standard ``Future``
+    uses of its ``threading.Condition``, on the future's own lock and sleepers.
+
+    The standard library's ``wait()`` and ``as_completed()`` only take and release it;
+    code that resolves a future by hand also notifies it, and may wait on it. It is one
+    small object, where a ``threading.Condition`` costs a Python-level constructor and a
+    deque, and ``wait()`` builds one per future while it holds every earlier future's
+    lock, which the workers then queue on.
+    """
+
+    __slots__ = ("_future", "_lock", "acquire", "release")
 
     def __init__(self, future: LeanFuture[Any]) -> None:
-        super().__init__(future._lock)
         self._future = weakref.ref(future)  # a strong one would make a reference cycle
+        self._lock = future._lock
+        self.acquire = future._lock.acquire
+        self.release = future._lock.release
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """As ``Condition.wait``: releases the lock (however many times this thread
+        holds it), sleeps until notified or ``timeout``, then takes it back."""
+        future = self._live()
+        sleeper = future._park()
+        depth = 0
+        try:
+            while True:  # RLock has no public "release fully"; it raises once not held
+                self._lock.release()
+                depth += 1
+        except RuntimeError:
+            if depth == 0:
+                future._unpark(sleeper)
+                raise RuntimeError("cannot wait on un-acquired lock") from None
+        woken = False
+        try:
+            woken = _sleep(sleeper, timeout)
+        finally:
+            for _ in range(depth):
+                self._lock.acquire()
+            if not woken:
+                future._unpark(sleeper)
+        return woken
 
     def notify(self, n: int = 1) -> None:
-        super().notify(n)  # raises unless the lock is held: then so is the future's
-        self._release_sleepers()
+        self._live()._release_sleepers(n)
 
     def notify_all(self) -> None:
-        super().notify_all()
-        self._release_sleepers()
+        self._live()._release_sleepers()
 
-    def _release_sleepers(self) -> None:
+    def _live(self) -> LeanFuture[Any]:
         future = self._future()
-        if future is not None:
-            future._release_sleepers()
+        if future is None:  # the caller holds the future (it holds its lock through it)
+            raise RuntimeError("the future of this condition is gone")
+        return future
 
 
 class ObservedFuture(_Observation, Future[T]):
