@@ -170,20 +170,20 @@ class PoolCore:
         finally:
             if main:
                 self.main_in_lock = outer
-        if convoy and placed is not False:
-            # Break a lock convoy. Under the GIL, a thread that blocked on this lock gets
-            # it back without the GIL and holds it while it waits for the GIL; the worker
-            # holding the GIL then blocks on the lock in turn, and from there the two hand
-            # over both on every task (measured on 3.11 with one worker: 0.6x the stdlib's
-            # no-op throughput in half the runs). Yielding the GIL now, with the lock
-            # released, lets the worker run its critical sections alone for a while.
+        if convoy or placed is False:
+            # Yield the GIL, with the lock released, in two cases:
+            # - Break a lock convoy. Under the GIL, a thread that blocked on this lock gets
+            #   it back without the GIL and holds it while it waits for the GIL; the
+            #   worker holding the GIL then blocks on the lock in turn, and from there the
+            #   two hand over both on every task (measured on 3.11 with one worker: 0.6x
+            #   the stdlib's no-op throughput in half the runs). Yielding lets the worker
+            #   run its critical sections alone for a while.
+            # - Rejected. A caller that retries at once spins in pure Python and keeps
+            #   the GIL from the workers, whose progress is the only thing that makes
+            #   room: on 3.14, four such producers let four workers finish 150 1-ms
+            #   tasks/s, not 4,000.
             sleep(0)
         if placed is False:
-            # Rejected. A caller that retries at once spins in pure Python and keeps the
-            # GIL from the workers, whose progress is the only thing that makes room:
-            # on 3.14, four such producers let four workers finish 150 1-ms tasks/s,
-            # not 4,000. Yielding here once per rejection hands the workers the GIL.
-            sleep(0)
             raise PoolOverloaded(self.name, self.capacity)  # built outside the lock
         if placed is not True:
             self._launch(placed)

@@ -20,13 +20,11 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 __all__ = ["TaskFailure", "UnretrievedReport", "describe", "log_extra", "logger"]
 
 logger = logging.getLogger("threadpool_plus")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)

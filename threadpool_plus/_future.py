@@ -75,6 +75,11 @@ class _Observation:
     _observed = False
     _report: UnretrievedReport | None = None
 
+    def _observe(self) -> None:
+        self._observed = True
+        if self._report is not None:
+            self._disarm()
+
     def _disarm(self) -> None:
         report = self._report
         if report is not None:
@@ -123,9 +128,9 @@ class LeanFuture(_Observation, Future[T]):
             return self._wakeup
 
     # -- observing ------------------------------------------------------------------------
-    # The observation preamble is inlined: result() is on every caller's path.
 
     def result(self, timeout: float | None = None) -> T:
+        # _observe() inlined: result() is on every caller's path.
         self._observed = True
         if self._report is not None:
             self._disarm()
@@ -135,17 +140,13 @@ class LeanFuture(_Observation, Future[T]):
         return self._outcome()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
+        self._observe()
         if self._state != FINISHED:
             self._wait(timeout)
         return self._exception
 
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
+        self._observe()
         with self._lock:
             if self._state not in _DONE_STATES:
                 self._done_callbacks.append(fn)
@@ -198,7 +199,7 @@ class LeanFuture(_Observation, Future[T]):
             self._state = FINISHED
             for waiter in self._waiters:
                 waiter.add_result(self)
-            if self._sleepers is not None:
+            if self._sleepers is not None:  # checked here too: set_result is per task
                 self._release_sleepers()
         if self._done_callbacks:
             self._invoke_callbacks()
@@ -370,21 +371,15 @@ class ObservedFuture(_Observation, Future[T]):
     whose ``Future`` is not the one ``LeanFuture`` re-implements."""
 
     def result(self, timeout: float | None = None) -> T:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
+        self._observe()
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
+        self._observe()
         return super().exception(timeout)
 
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
-        self._observed = True
-        if self._report is not None:
-            self._disarm()
+        self._observe()
         super().add_done_callback(fn)
 
 
