@@ -7,6 +7,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from tests import _probe as probe
 from tests._support import Gate, wait_until
 from tests.conftest import PoolFactory
 from threadpool_plus import PoolOverloaded, ThreadPoolExecutor
@@ -99,7 +100,7 @@ def test_timed_submit_succeeds_when_room_appears(make_pool: PoolFactory, gate: G
     result: list[Future[object]] = []
     submitter = threading.Thread(target=lambda: result.append(pool.submit(str, "late")))
     submitter.start()
-    wait_until(lambda: pool._core.waiting == 1)
+    wait_until(lambda: probe.waiting(pool) == 1)
     gate.open()
     submitter.join()
     assert result[0].result() == "late"
@@ -119,7 +120,7 @@ def test_waiting_submit_blocks_until_room(make_pool: PoolFactory, gate: Gate) ->
 
     producer = threading.Thread(target=produce)
     producer.start()
-    wait_until(lambda: pool._core.waiting == 1)
+    wait_until(lambda: probe.waiting(pool) == 1)
     assert not accepted.is_set()
     gate.open()
     producer.join()
@@ -140,7 +141,7 @@ def test_blocked_submitter_is_woken_by_shutdown(make_pool: PoolFactory, gate: Ga
 
     producer = threading.Thread(target=produce)
     producer.start()
-    wait_until(lambda: pool._core.waiting == 1)
+    wait_until(lambda: probe.waiting(pool) == 1)
     pool.shutdown(wait=False)
     producer.join()
     assert len(errors) == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import _probe as probe
 from tests._support import Gate, wait_until
 from tests.conftest import PoolFactory
 from threadpool_plus import TaskFailure, ThreadPoolExecutor
@@ -336,7 +337,7 @@ def test_with_block_left_by_ctrl_c_cancels_the_queue(make_pool: PoolFactory, gat
     pool = make_pool(1)
 
     def open_once_closed() -> None:
-        wait_until(lambda: pool._core.closed is not None)
+        wait_until(lambda: probe.closed(pool))
         gate.open()
 
     opener = threading.Thread(target=open_once_closed)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from tests import _probe as probe
 from tests._support import Gate
 from tests.conftest import PoolFactory
 from threadpool_plus import ThreadPoolExecutor
@@ -74,7 +75,7 @@ def test_pool_records_run_time_and_queue_wait(make_pool: PoolFactory, gate: Gate
     queued.result()
     failed = pool.submit(int, "x")
     assert failed.exception() is not None
-    stats, wait, run = pool._core.metrics()
+    stats, wait, run = probe.metrics(pool)
     assert run.count == wait.count == stats.completed + stats.failed == 3
     assert run.bounds == wait.bounds == (0.001, 60.0)
     assert run.cumulative[1] == 3, "every task ran for less than a minute"
@@ -93,5 +94,5 @@ def test_cancelled_tasks_are_not_observed(make_pool: PoolFactory, gate: Gate) ->
     running.result()
     pool.shutdown()
     assert all(f.cancelled() for f in cancelled)
-    _, wait, run = pool._core.metrics()
+    _, wait, run = probe.metrics(pool)
     assert (wait.count, run.count) == (1, 1)

@@ -23,7 +23,7 @@ import pytest
 from tests._support import DEADLINE, Gate, threads_named, wait_until
 from tests.conftest import PoolFactory
 from threadpool_plus import ThreadPoolExecutor
-from threadpool_plus._core import PoolCore
+from threadpool_plus._threads import ThreadCore
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_TIMEOUT = 20.0  # seconds before a subprocess counts as hung and is killed
@@ -167,7 +167,7 @@ def test_submit_from_a_task_during_exit_drain_runs_or_is_refused() -> None:
 def make_dropped_pool() -> Iterator[PoolFactory]:
     """Makes pools the test will drop; keeps only their cores (which do not keep the
     executor alive) so that a failing test leaves no thread behind."""
-    cores: list[PoolCore] = []
+    cores: list[ThreadCore] = []
 
     def factory(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:
         pool = ThreadPoolExecutor(*args, **kwargs)
@@ -332,7 +332,7 @@ def test_fork_while_another_thread_holds_the_pool_locks() -> None:
     (the child never gets them back) can still submit and create new pools."""
     output = run_fork_script(
         """
-        import threadpool_plus._lifecycle as lifecycle
+        import threadpool_plus._process as lifecycle
 
         pool = ThreadPoolExecutor(2, name="forked")
         pool.submit(int).result()
@@ -494,6 +494,7 @@ def test_shutdown_from_a_signal_handler_inside_a_critical_section(section: str) 
 # The main thread blocks in submit() on a full queue; a thread sends it SIGUSR1 then.
 BLOCKED_SUBMIT = """
     import signal, threading
+    from tests import _probe as probe
     from tests._support import Gate, threads_named, wait_until
     from threadpool_plus import ThreadPoolExecutor
 
@@ -509,7 +510,7 @@ BLOCKED_SUBMIT = """
         return thread
 
     def interrupt():
-        wait_until(lambda: pool._core.waiting == 1)  # the main thread waits for room
+        wait_until(lambda: probe.waiting(pool) == 1)  # the main thread waits for room
         signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
     """
 

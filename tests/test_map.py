@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests import _probe as probe
 from tests._support import Gate, threads_named, wait_until
 from tests.conftest import PoolFactory
 from threadpool_plus import ThreadPoolExecutor
@@ -239,7 +240,7 @@ def test_map_waits_for_room_in_a_bounded_queue(
     consumer = threading.Thread(target=consume)
     consumer.start()
     gate.wait_entered(2)
-    wait_until(lambda: pool._core.waiting == 1)
+    wait_until(lambda: probe.waiting(pool) == 1)
     assert pool.stats().queued == 2
     gate.open()
     consumer.join()

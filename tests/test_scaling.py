@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
+from tests import _probe as probe
 from tests._support import Gate, threads_named, wait_until
 from tests.conftest import PoolFactory
 
@@ -80,7 +81,7 @@ def test_most_recently_idle_thread_is_reused_first(make_pool: PoolFactory, gate:
     names = [f.result() for f in futures]
     wait_until(lambda: pool.stats().idle_workers == 3)
     # The idle stack's top is the thread that went idle last.
-    top = pool._core.idle[-1].thread.name
+    top = probe.idle_thread_names(pool)[-1]
     assert top in names
     assert pool.submit(current_name).result() == top
 
@@ -108,7 +109,7 @@ def test_min_workers_never_retire(make_pool: PoolFactory, gate: Gate) -> None:
         future.result()
     wait_until(lambda: pool.stats().workers == 2)
     # The two left end up waiting without a timeout: nothing will retire them.
-    wait_until(lambda: [w.wait_timeout for w in pool._core.idle] == [None, None])
+    wait_until(lambda: probe.idle_timeouts(pool) == [None, None])
     assert not threading.Event().wait(0.1)  # several idle timeouts pass
     assert pool.stats().workers == 2
 
@@ -191,7 +192,7 @@ def test_resize_grow_wakes_blocked_submitters(make_pool: PoolFactory, gate: Gate
 
     producer = threading.Thread(target=produce)
     producer.start()
-    wait_until(lambda: pool._core.waiting == 1)
+    wait_until(lambda: probe.waiting(pool) == 1)
     pool.resize(max_workers=3)
     assert done.wait(10)
     producer.join()

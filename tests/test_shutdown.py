@@ -7,6 +7,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 
 import pytest
 
+from tests import _probe as probe
 from tests._support import Gate, threads_named, wait_until
 from tests.conftest import PoolFactory
 from threadpool_plus import ThreadPoolExecutor
@@ -18,7 +19,7 @@ def test_drain_runs_every_accepted_task(make_pool: PoolFactory, gate: Gate) -> N
     gate.wait_entered(2)
     closer = threading.Thread(target=pool.shutdown)
     closer.start()
-    wait_until(lambda: pool._core.closed is not None)
+    wait_until(lambda: probe.closed(pool))
     gate.open()
     closer.join()
     assert [f.result() for f in futures] == list(range(20))

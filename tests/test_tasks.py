@@ -12,6 +12,7 @@ from concurrent.futures.thread import BrokenThreadPool
 
 import pytest
 
+from tests import _probe as probe
 from tests._support import Gate, wait_until
 from tests.conftest import PoolFactory
 
@@ -180,7 +181,7 @@ def test_initializer_failure_with_min_workers(
 ) -> None:
     with caplog.at_level(logging.CRITICAL, logger="threadpool_plus"):
         pool = make_pool(2, min_workers=2, initializer=failing_init)
-        wait_until(lambda: pool._core.broken is not None)
+        wait_until(lambda: probe.is_broken(pool))
     with pytest.raises(BrokenThreadPool):
         pool.submit(int)
     wait_until(lambda: pool.stats().workers == 0)

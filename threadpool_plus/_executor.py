@@ -17,12 +17,12 @@ from ._config import (
     check_name,
     check_timeout,
 )
-from ._core import PoolCore
 from ._failures import TaskFailure
 from ._histogram import check_buckets
-from ._lifecycle import track
 from ._map import map_results
+from ._process import track
 from ._stats import PoolStats
+from ._threads import ThreadCore
 
 __all__ = ["ThreadPoolExecutor"]
 
@@ -98,7 +98,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
         else:
             check_name("name", name, allow_empty=False)
-        self._core = core = PoolCore(
+        self._core = core = ThreadCore(
             name=name,
             thread_prefix=prefix or name,
             min_workers=low,

@@ -2,7 +2,7 @@
 
 The pool records without ``prometheus_client``: a histogram is a list of bucket counts,
 a sum and the bucket bounds. A finished task only appends its two durations to lists,
-inside the critical section it already takes (``PoolCore.task_done``); the lists are
+inside the critical section it already takes (``Ledger._record_failure``); the lists are
 folded into the buckets in batches (sorted once, then one ``bisect`` per bucket) when
 they grow long or a scrape reads them. Measured on the no-op path this costs a third
 of what bucketing each observation did.

@@ -1,72 +1,113 @@
-"""Worker threads: run tasks, report to the core, wait idle on a private inbox.
+"""Worker threads: run tasks, report to the pool, wait idle on a private inbox.
 
-A worker never dies from a task: whatever the task raises (``BaseException`` included)
-goes onto its future. It leaves no reference to a finished task's callable, arguments
-or result behind: the loop rebinds those names before it waits for the next task.
+A worker reaches its pool only through ``WorkerHost``, the interface declared here, so this
+module imports nothing of the pool's and the pool's internals can change under it.
+
+The loop's ordering rules:
+
+1. A thread first checks in (``check_in``). Its launch may have been taken back while it
+   was starting (``Thread.start()`` interrupted by Ctrl-C): then it exits at once, having
+   run nothing, and the pool never counted it.
+2. A finished task is reported (``task_completed``/``task_done``) *before* its future is
+   resolved: the report counts it and makes this worker idle or hands it the next task, so
+   ``stats()`` already counts a task when its future resolves, and a ``submit`` made right
+   after ``result()`` returns finds this worker idle instead of starting another thread.
+3. A worker never dies from a task: whatever the task or a done-callback raises
+   (``BaseException`` included) goes onto the future or into the log.
+4. It keeps no reference to a finished task's callable, arguments or result: the loop
+   unbinds those names before it waits for the next task.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from time import perf_counter, time
-from typing import TYPE_CHECKING, Any, Final, Literal, Union
+from typing import Any, Final, Protocol
 
 from ._failures import TaskFailure, describe, log_extra, logger
 from ._future import TrackedFuture
+from ._items import EXIT, WAKE, ExitMessage, Message, WorkItem
 
-if TYPE_CHECKING:
-    from ._core import PoolCore
+__all__ = ["CANCELLED", "FAILED", "Worker", "WorkerHost", "WorkerThread"]
 
-__all__ = [
-    "CANCELLED",
-    "EXIT",
-    "FAILED",
-    "WAKE",
-    "Message",
-    "WorkItem",
-    "Worker",
-]
-
-# A task: (future, fn, args, kwargs, perf_counter() when accepted). A tuple rather than a
-# class because one is built on every submit, and a tuple costs a fraction of an instance.
-WorkItem = tuple[TrackedFuture[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], float]
-
-
-class _Signal(enum.Enum):
-    # An enum member, so that ``message is EXIT`` narrows the type for mypy at no cost.
-    EXIT = "EXIT"
-
-
-EXIT: Final = _Signal.EXIT  # "you have been retired: return"
-WAKE: Final = None  # "look at the pool again": it may have shrunk, closed or been dropped
-
-# What a worker may find in its inbox, or get back from the core.
-Message = Union[WorkItem, Literal[_Signal.EXIT], None]
-
-# The outcomes PoolCore.task_done counts (a task that returned goes to task_completed).
+# The outcomes WorkerHost.task_done counts (a task that returned goes to task_completed).
 FAILED: Final = 1
 CANCELLED: Final = 2
+
+
+class WorkerHost(Protocol):
+    """What a worker may ask of its pool; every call takes the pool's lock briefly."""
+
+    name: str
+    initializer: Callable[..., object] | None
+    initargs: tuple[Any, ...]
+    on_task_error: Callable[[TaskFailure], object] | None
+
+    def check_in(self, worker: Worker) -> bool:
+        """Called first by a new thread; False: the launch was taken back, exit now."""
+
+    def task_completed(self, worker: Worker, waited: float, ran: float) -> Message:
+        """Counts a task that returned; returns the next task, None (idle) or EXIT."""
+
+    def task_done(
+        self,
+        worker: Worker,
+        outcome: int,
+        waited: float = 0.0,
+        ran: float = 0.0,
+        failure: TaskFailure | None = None,
+    ) -> Message:
+        """``task_completed`` for a task that ``FAILED`` or was ``CANCELLED``."""
+
+    def recheck(self, worker: Worker, timed_out: bool) -> Message:
+        """Called by an idle worker woken by ``WAKE`` or by its idle timeout."""
+
+    def initializer_failed(self, worker: Worker) -> None:
+        """Breaks the pool: the tasks not started fail with ``BrokenThreadPool``."""
+
+    def forget(self, worker: Worker) -> None:
+        """Called last by a thread that checked in, as it exits."""
+
+
+class WorkerThread(threading.Thread):
+    """A pool's thread. A class of its own so that the fault-injection tests can make its
+    ``start()`` fail the way a real one does, without touching anything else."""
 
 
 class Worker:
     """One pool thread and the inbox through which it receives its tasks."""
 
-    __slots__ = ("core", "first", "inbox", "launched", "thread", "wait_timeout")
+    __slots__ = (
+        "checked_in",
+        "core",
+        "first",
+        "inbox",
+        "joining",
+        "launcher",
+        "taken_back",
+        "thread",
+        "wait_timeout",
+    )
 
-    def __init__(self, core: PoolCore, name: str, first: WorkItem | None) -> None:
+    def __init__(self, core: WorkerHost, name: str, first: WorkItem | None) -> None:
         self.core = core
         self.first = first  # not passed as a Thread arg: Thread keeps its args alive
         self.inbox: SimpleQueue[Message] = SimpleQueue()
-        self.wait_timeout: float | None = None  # written by the core under its lock
-        self.launched = threading.Event()  # set once start() has returned or failed
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # Written by the pool under its lock:
+        self.wait_timeout: float | None = None  # how long to wait idle; None: for good
+        self.checked_in = False  # the thread runs (see WorkerHost.check_in)
+        self.taken_back = False  # the launch failed: the thread, if any, must not work
+        self.joining = False  # it runs a task that waits in shutdown(wait=True)
+        self.launcher = threading.get_ident()  # the thread that must start this one
+        self.thread = WorkerThread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
         core = self.core
+        if not core.check_in(self):
+            return
         try:
             if core.initializer is not None:
                 try:
@@ -166,7 +207,7 @@ class Worker:
             extra={"pool": name, "worker": self.thread.name},
         )
 
-    def _wait(self) -> WorkItem | Literal[_Signal.EXIT]:
+    def _wait(self) -> WorkItem | ExitMessage:
         """Blocks while idle; returns a task or ``EXIT``."""
         core = self.core
         while True:

@@ -18,21 +18,21 @@ from typing import TYPE_CHECKING
 from ._errors import EXIT_MESSAGE
 
 if TYPE_CHECKING:
-    from ._core import PoolCore
+    from ._threads import ThreadCore
 
 __all__ = ["track"]
 
-_live: weakref.WeakSet[PoolCore] = weakref.WeakSet()  # guarded by _live_lock
+_live: weakref.WeakSet[ThreadCore] = weakref.WeakSet()  # guarded by _live_lock
 _live_lock = threading.Lock()
 
 
-def track(core: PoolCore) -> None:
+def track(core: ThreadCore) -> None:
     """Registers a pool for the exit and fork hooks (dropped when it is collected)."""
     with _live_lock:
         _live.add(core)
 
 
-def _pools() -> list[PoolCore]:
+def _pools() -> list[ThreadCore]:
     with _live_lock:
         return list(_live)
 

@@ -1,0 +1,161 @@
+"""The one way tests reach a pool's internals.
+
+Everything a test needs to see or provoke inside a pool goes through a function here, so a
+refactor of the core changes this file and no test. Nothing here replaces the pool's lock
+or writes its fields: faults are injected where the real ones come from (a thread's
+``start()``, a signal arriving while the main thread holds the lock).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from threadpool_plus import ThreadPoolExecutor
+from threadpool_plus._histogram import HistogramSnapshot
+from threadpool_plus._pool import State
+from threadpool_plus._stats import PoolStats
+from threadpool_plus._threads import ThreadCore
+from threadpool_plus._workers import WorkerThread
+
+__all__ = [
+    "State",
+    "closed",
+    "core_of",
+    "failing_thread_starts",
+    "holding_lock",
+    "idle_thread_names",
+    "idle_timeouts",
+    "is_broken",
+    "metrics",
+    "signal_when_locked",
+    "state",
+    "waiting",
+]
+
+
+def core_of(pool: ThreadPoolExecutor) -> ThreadCore:
+    """The state a pool's threads share (what outlives a dropped executor)."""
+    return pool._core
+
+
+def waiting(pool: ThreadPoolExecutor) -> int:
+    """How many callers wait for room in the queue."""
+    core = pool._core
+    with core.lock:
+        return len(core.waiters)
+
+
+def state(pool: ThreadPoolExecutor) -> State:
+    core = pool._core
+    with core.lock:
+        return core.state
+
+
+def closed(pool: ThreadPoolExecutor) -> bool:
+    """Whether the pool refuses new work (shut down, broken, or its shutdown requested)."""
+    return pool._core.refusal is not None
+
+
+def is_broken(pool: ThreadPoolExecutor) -> bool:
+    core = pool._core
+    with core.lock:
+        return core.broken
+
+
+def idle_thread_names(pool: ThreadPoolExecutor) -> list[str]:
+    """The idle threads' names, the most recently idle last."""
+    core = pool._core
+    with core.lock:
+        return [worker.thread.name for worker in core.idle]
+
+
+def idle_timeouts(pool: ThreadPoolExecutor) -> list[float | None]:
+    """How long each idle thread will wait before it retires (None: for good)."""
+    core = pool._core
+    with core.lock:
+        return [worker.wait_timeout for worker in core.idle]
+
+
+def metrics(pool: ThreadPoolExecutor) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
+    return pool._core.metrics()
+
+
+@contextmanager
+def holding_lock(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """Holds the pool's lock, as a thread of the pool would at an unlucky moment."""
+    with pool._core.lock:
+        yield
+
+
+@contextmanager
+def failing_thread_starts(
+    error: Callable[[], BaseException], *, times: int | None = None, after_start: bool = False
+) -> Iterator[list[str]]:
+    """Makes every pool thread's ``start()`` raise ``error()`` (the next ``times`` only).
+
+    With ``after_start`` the thread really starts first, as when Ctrl-C lands while
+    ``start()`` waits for the new thread to report in. Yields the names of the threads
+    whose start failed.
+    """
+    real_start = WorkerThread.start
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def start(thread: WorkerThread) -> None:
+        with lock:
+            fail = times is None or len(failed) < times
+            if fail:
+                failed.append(thread.name)
+        if not fail:
+            real_start(thread)
+            return
+        if after_start:
+            real_start(thread)
+        raise error()
+
+    WorkerThread.start = start  # type: ignore[method-assign]
+    try:
+        yield failed
+    finally:
+        WorkerThread.start = real_start  # type: ignore[method-assign]
+
+
+@contextmanager
+def signal_when_locked(
+    pool: ThreadPoolExecutor, signum: int = signal.SIGUSR1
+) -> Iterator[Callable[[], None]]:
+    """Yields ``arm()``: once armed, the next time the main thread takes the pool's lock it
+    raises ``signum`` while holding it, so the handler runs inside the critical section.
+
+    It watches the main thread's calls with ``sys.setprofile`` and leaves the lock alone.
+    """
+    lock = pool._core.lock
+    armed = False
+
+    def arm() -> None:
+        nonlocal armed
+        armed = True
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal armed
+        if (
+            armed
+            and event == "c_return"
+            and getattr(arg, "__self__", None) is lock
+            and getattr(arg, "__name__", "") == "acquire"
+            and lock.locked()
+        ):
+            armed = False
+            signal.raise_signal(signum)
+
+    sys.setprofile(profile)
+    try:
+        yield arm
+    finally:
+        sys.setprofile(None)

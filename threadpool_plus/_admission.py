@@ -1,0 +1,118 @@
+"""Waiting for room: callers blocked in ``submit`` while every thread is busy and the queue
+is full.
+
+A waiter parks its task, not itself: whoever makes room (a worker taking the next queued
+task, a ``resize`` that starts threads) moves the oldest waiters' tasks into the queue under
+the lock, counts them as accepted and only then wakes their callers, one private lock each.
+So room is handed over in FIFO order, exactly one slot per waiter, with no thundering herd
+and no window in which a newcomer steals the slot of a caller that was woken for it. A
+waiter that times out or is interrupted takes itself out of the line under the lock, unless
+its task was admitted first (then the task runs, as in the standard pool).
+
+Invariant (under the lock): ``waiters`` is non-empty only while the queue is full, so the
+submit fast path, which never looks at ``waiters``, cannot overtake anyone.
+
+The waiter sleeps on its own lock with the pool's lock released and the main thread's
+"inside a critical section" flag cleared, so a signal handler may use the pool meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._future import _sleep as sleep_until_released
+from ._items import WorkItem
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+__all__ = ["Admission", "Waiter"]
+
+
+class Waiter:
+    """A caller waiting for room, with the task it wants queued."""
+
+    __slots__ = ("admitted", "error", "item", "refused", "sleeper")
+
+    def __init__(self, item: WorkItem) -> None:
+        self.item = item
+        self.admitted = False  # guarded by the pool lock; set before sleeper is released
+        self.refused = False  # likewise: the pool closed while it waited
+        self.error: BaseException | None = None  # raised instead of the pool's refusal
+        self.sleeper = threading.Lock()
+        self.sleeper.acquire()  # released by whoever admits or refuses this waiter
+
+
+class Admission:
+    """The line of waiting callers; a mixin of the pool core, guarded by its lock."""
+
+    if TYPE_CHECKING:
+        queue: deque[WorkItem]
+        capacity: int
+        main_waiting: bool
+        submitted: int
+        rejected: int
+
+        def guarded(self, operation: str) -> AbstractContextManager[None]: ...
+        def _refusal(self) -> BaseException: ...
+
+    def _open_admission(self) -> None:
+        self.waiters: deque[Waiter] = deque()  # oldest first; guarded by the lock
+
+    def _admit_waiters(self) -> None:
+        """Moves the oldest waiters' tasks into the queue while it has room. Lock held."""
+        waiters = self.waiters
+        queue = self.queue
+        while waiters and len(queue) < self.capacity:
+            waiter = waiters.popleft()
+            queue.append(waiter.item)
+            self.submitted += 1
+            waiter.admitted = True
+            waiter.sleeper.release()
+
+    def _refuse_waiters(self, error: Callable[[], BaseException] | None = None) -> None:
+        """Wakes every waiter with a refusal: the pool no longer accepts work, or (with
+        ``error``) can no longer start a thread. Lock held."""
+        for waiter in self.waiters:
+            waiter.refused = True
+            waiter.error = None if error is None else error()
+            waiter.sleeper.release()
+        self.waiters.clear()
+
+    def _withdraw(self, waiter: Waiter) -> bool:
+        """Takes a waiter out of the line; False if it was admitted or refused. Lock held."""
+        try:
+            self.waiters.remove(waiter)
+        except ValueError:
+            return False
+        return True
+
+    def _await_room(self, waiter: Waiter, timeout: float | None, main: bool) -> bool:
+        """Blocks, without the lock, until ``waiter`` is admitted (True), refused (raises
+        the refusal) or ``timeout`` runs out (False, counted as rejected).
+
+        ``main``: the caller is the main thread, whose signal handlers may run while it
+        waits here; ``main_waiting`` tells them (see ``PoolCore.shutdown``).
+        """
+        if main:
+            outer, self.main_waiting = self.main_waiting, True
+        try:
+            woken = sleep_until_released(waiter.sleeper, timeout)
+        except BaseException:  # interrupted: leave the line, unless admitted already
+            with self.guarded("submit"):
+                self._withdraw(waiter)
+            raise
+        finally:
+            if main:
+                self.main_waiting = outer
+        if not woken:
+            with self.guarded("submit"):
+                if self._withdraw(waiter):
+                    self.rejected += 1
+                    return False
+        if waiter.refused:
+            raise waiter.error or self._refusal()
+        return True

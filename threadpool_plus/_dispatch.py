@@ -1,0 +1,191 @@
+"""What a worker thread asks of its pool: the ``WorkerHost`` side of the thread backend.
+
+Each call takes the pool's lock once, counts what the worker reports and tells it what to do
+next: run a task, wait idle, or exit (``EXIT``: it has been uncounted already). Under load a
+finished task's ``active`` slot passes straight to the next queued task, and whoever takes a
+task off a full queue admits the oldest waiting caller into the room it made.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ._errors import BROKEN_MESSAGE, BrokenThreadPool
+from ._failures import TaskFailure, logger
+from ._future import TrackedFuture
+from ._items import EXIT, WAKE, Message, WorkItem, settle_unstarted, sort_unstarted
+from ._ledger import FOLD_BATCH
+from ._pool import PoolCore, State
+from ._workers import FAILED, Worker
+
+__all__ = ["Dispatch"]
+
+
+class Dispatch(PoolCore):
+    """The worker-facing methods of ``ThreadCore``; its fields are declared there."""
+
+    if TYPE_CHECKING:
+        min_workers: int
+        max_workers: int
+        idle_timeout: float | None
+        idle: list[Worker]
+        workers: set[Worker]
+        nworkers: int
+        exit_sleepers: list[threading.Lock]
+
+    def check_in(self, worker: Worker) -> bool:
+        with self.lock:
+            if worker.taken_back:  # its launcher gave up on it and recovered its tasks
+                self._forget(worker)
+                return False
+            worker.checked_in = True
+            return True
+
+    def task_completed(self, worker: Worker, waited: float, ran: float) -> Message:
+        # The hot path: one lock round trip per task.
+        with self.lock:
+            self.completed += 1
+            waits = self.pending_waits  # folded into the histograms in batches
+            waits.append(waited)
+            self.pending_runs.append(ran)
+            if len(waits) >= FOLD_BATCH:
+                self._fold_timings()
+            queue = self.queue
+            if queue and self.nworkers <= self.max_workers:
+                item = queue.popleft()
+                if self.waiters:
+                    self._admit_waiters()
+                return item
+            self.active -= 1
+            return self._next_task(worker)
+
+    def task_done(
+        self,
+        worker: Worker,
+        outcome: int,
+        waited: float = 0.0,
+        ran: float = 0.0,
+        failure: TaskFailure | None = None,
+    ) -> Message:
+        with self.lock:
+            self.active -= 1
+            if outcome == FAILED:
+                self._record_failure(failure, waited, ran)
+            else:
+                self.cancelled += 1
+            return self._next_task(worker)
+
+    def _next_task(self, worker: Worker) -> Message:
+        """What a worker that just finished a task does next. Lock held; the finished
+        task is no longer counted as active."""
+        if self.nworkers > self.max_workers:  # resize() shrank the pool
+            self.nworkers -= 1
+            return EXIT
+        queue = self.queue
+        if queue:
+            self.active += 1
+            item = queue.popleft()
+            if self.waiters:
+                self._admit_waiters()
+            return item
+        if self.refusal is not None:
+            self.nworkers -= 1
+            return EXIT
+        self.idle.append(worker)
+        worker.wait_timeout = self._idle_wait(self.nworkers)
+        return None
+
+    def _idle_wait(self, nworkers: int) -> float | None:
+        # Only threads above min_workers may time out; the others wait for good.
+        return self.idle_timeout if nworkers > self.min_workers else None
+
+    def recheck(self, worker: Worker, timed_out: bool) -> Message:
+        with self.lock:
+            idle = self.idle
+            if worker not in idle:
+                # Someone took this worker off the stack after its wait ended; they put
+                # its message in the inbox before releasing the lock, so it is there.
+                while (message := worker.inbox.get_nowait()) is WAKE:
+                    pass
+                return message
+            if self.refusal is not None:
+                # Perhaps only requested (the executor was collected): make it so.
+                self._advance(State.DRAINING, self.refusal)
+            if (
+                self.refusal is not None
+                or self.nworkers > self.max_workers
+                or (timed_out and self.nworkers > self.min_workers)
+            ):
+                idle.remove(worker)
+                self.nworkers -= 1
+                return EXIT
+            worker.wait_timeout = self._idle_wait(self.nworkers)
+            return None
+
+    def forget(self, worker: Worker) -> None:
+        with self.lock:
+            self._forget(worker)
+
+    def _forget(self, worker: Worker) -> None:
+        """Drops an exited thread from the books and wakes whoever waits for it. Lock held."""
+        self.workers.discard(worker)
+        if not self.workers and self.refusal is not None:
+            self._advance(State.TERMINATED, self.refusal)
+        self._wake_joiners()
+
+    def _wake_joiners(self) -> None:
+        for sleeper in self.exit_sleepers:
+            sleeper.release()
+        self.exit_sleepers.clear()
+
+    def initializer_failed(self, worker: Worker) -> None:
+        with self.lock:
+            self.broken = True
+            self._advance(State.BROKEN, BROKEN_MESSAGE)
+            handed = self._reclaim(worker)
+            self.active -= len(handed)
+            doomed = self._unqueue(handed)
+            self._retire_idle()
+            self._refuse_waiters()
+        error = settle_unstarted(doomed, lambda: BrokenThreadPool(BROKEN_MESSAGE))
+        if error is not None:  # nobody above this thread to raise it to
+            logger.error(
+                "a done-callback raised while pool %r failed its pending tasks",
+                self.name,
+                exc_info=error,
+                extra={"pool": self.name, "worker": worker.thread.name},
+            )
+
+    def _unqueue(self, handed: list[WorkItem]) -> list[TrackedFuture[Any]]:
+        """Fails ``handed`` and the whole queue; returns their futures. Lock held;
+        ``handed`` is no longer counted as active."""
+        items = handed + list(self.queue)
+        self.queue.clear()
+        return self._fail_items(items)
+
+    def _fail_items(self, items: list[WorkItem]) -> list[TrackedFuture[Any]]:
+        """Counts tasks that will never run as failed (or cancelled, if their caller got
+        there first); returns the futures to fail once the lock is released. Lock held."""
+        futures, failed, cancelled = sort_unstarted(items, failing=True)
+        self.failed += failed
+        self.cancelled += cancelled
+        return futures
+
+    def _reclaim(self, worker: Worker) -> list[WorkItem]:
+        """Uncounts a worker that will run nothing more; returns the tasks it held, which
+        are still counted as active. Lock held."""
+        handed = [] if worker.first is None else [worker.first]
+        worker.first = None
+        retired = False  # already uncounted by whoever sent EXIT
+        while not worker.inbox.empty():
+            message = worker.inbox.get_nowait()
+            if isinstance(message, tuple):
+                handed.append(message)
+            elif message is EXIT:
+                retired = True
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if not retired:
+            self.nworkers -= 1
+        return handed

@@ -1,0 +1,234 @@
+"""The backend-neutral core: the lock, the pool's state, the queue and its bound, shutdown.
+
+How accepted work runs is a backend's business (``_threads.ThreadCore`` runs it on threads);
+what the pool promises is here and in the mixins it is built from: ``Admission`` (waiting
+for room) and ``Ledger`` (counters and records).
+
+Invariants:
+
+- One lock, ``self.lock``, guards every field of the core, its mixins and its backend. It
+  is never held while user code runs, while a thread starts or while a future's callbacks
+  run. Lock order: the pool lock, then a future's lock, never the reverse.
+- ``state`` only moves forward (``_advance``): OPEN -> DRAINING (no new work; accepted
+  work runs) -> STOPPING (the queue was cancelled) -> BROKEN (an initializer failed) ->
+  TERMINATED (no worker left). ``refusal`` is the admission gate that goes with it: the
+  message new work is refused with, ``None`` while open.
+- Two callers must not block on the lock, because the thread they interrupt may hold it: a
+  garbage-collector callback and a signal handler that interrupted the main thread inside a
+  critical section. They only *request* the move to DRAINING, by setting ``refusal`` (a
+  plain store that only ever replaces ``None``) and waking someone who takes the lock.
+- Every accepted task is settled exactly once: run, cancelled or failed (``_items``).
+- ``submitted == completed + failed + cancelled + active + queued`` whenever the lock is free.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from threading import get_ident
+from typing import Any
+
+from ._admission import Admission
+from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool
+from ._failures import TaskFailure
+from ._future import TrackedFuture
+from ._histogram import HistogramSnapshot
+from ._items import WorkItem, settle_unstarted, sort_unstarted
+from ._ledger import Ledger
+from ._stats import PoolStats
+
+__all__ = ["PoolCore", "State"]
+
+
+class State(enum.IntEnum):
+    """Where a pool is in its life; it only moves to a larger value."""
+
+    OPEN = 0
+    DRAINING = 1
+    STOPPING = 2
+    BROKEN = 3
+    TERMINATED = 4
+
+
+class PoolCore(Admission, Ledger):
+    """State, admission and accounting shared by every backend."""
+
+    def _open_pool(self, name: str, capacity: int) -> None:
+        self.name = name  # fixed at construction; read without the lock
+        self.capacity = capacity  # likewise; 0 = unbounded
+        self._reset_sync()
+        # Guarded by self.lock:
+        self.state = State.OPEN
+        self.refusal: str | None = None  # why new work is refused; see the module notes
+        self.broken = False  # an initializer failed: refusals are BrokenThreadPool
+        self.queue: deque[WorkItem] = deque()  # accepted, not started; FIFO
+        self.active = 0  # tasks handed to a runner and not yet counted as done
+        self._open_admission()
+
+    def _reset_sync(self) -> None:
+        self.lock = threading.Lock()
+        # Written only by the main thread, so that a signal handler running on top of it
+        # can tell: it is inside (or entering) a critical section; it waits for room.
+        self.main_in_lock = False
+        self.main_waiting = False
+        self.main_ident = threading.main_thread().ident
+
+    # -- critical sections ----------------------------------------------------------------
+
+    @contextmanager
+    def guarded(self, operation: str) -> Iterator[None]:
+        """Holds the lock, telling a signal handler when the main thread holds it.
+
+        ``main_in_lock`` is set *before* acquiring, so there is no instant at which the main
+        thread holds the lock unflagged; it is restored, not cleared, on the way out,
+        because a signal handler may use the pool on top of an outer section.
+        """
+        main = get_ident() == self.main_ident
+        if main:
+            outer, self.main_in_lock = self.main_in_lock, True
+        try:
+            if not self.lock.acquire(False):
+                self._contended(main and outer, operation)
+            try:
+                yield
+            finally:
+                self.lock.release()
+        finally:
+            if main:
+                self.main_in_lock = outer
+
+    def _contended(self, reentered: bool, operation: str) -> None:
+        """Waits for a lock that someone holds, unless that someone is the code a signal
+        handler interrupted (``reentered``): waiting then would wait forever."""
+        if reentered:
+            raise RuntimeError(
+                f"{operation}() of pool {self.name!r} was called from a signal handler that "
+                "interrupted the pool while it held its lock; only shutdown() is safe there"
+            )
+        self.lock.acquire()
+
+    def _advance(self, state: State, message: str) -> None:
+        """Moves the state forward (never back) and closes admission. Lock held."""
+        if state > self.state:
+            self.state = state
+        if self.refusal is None:
+            self.refusal = message
+
+    def _refusal(self) -> BaseException:
+        if self.broken:
+            return BrokenThreadPool(BROKEN_MESSAGE)
+        return RuntimeError(self.refusal or SHUTDOWN_MESSAGE)
+
+    # -- what a backend provides ------------------------------------------------------------
+
+    def _retire_idle(self, keep: int = 0) -> None:
+        """Lets idle runners go until ``keep`` remain. Lock held."""
+        raise NotImplementedError
+
+    def _wait_for_workers(self) -> None:
+        """Returns once every runner has exited (but the caller's own). No lock held."""
+        raise NotImplementedError
+
+    def _gauges(self) -> tuple[int, int, int, int, int]:
+        """(workers, idle_workers, min_workers, max_workers, peak_workers). Lock held."""
+        raise NotImplementedError
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def shutdown(self, *, wait: bool, cancel: bool, message: str = SHUTDOWN_MESSAGE) -> None:
+        """Stops accepting work; cancels the queue if ``cancel``; waits if ``wait``.
+
+        A done-callback that raises while the queue is cancelled stops nothing: every
+        future is settled and the threads are waited for, then its exception propagates.
+        """
+        if get_ident() == self.main_ident and (self.main_in_lock or self.main_waiting):
+            # A signal handler that interrupted this pool's own code in the main thread.
+            self._shutdown_from_signal_handler(cancel, message)
+            return
+        with self.guarded("shutdown"):
+            doomed = self._close(cancel, message)
+        error = settle_unstarted(doomed, None)
+        if wait:
+            self._wait_for_workers()
+        if error is not None:
+            raise error
+
+    def _shutdown_from_signal_handler(self, cancel: bool, message: str) -> None:
+        """A signal handler running on top of the main thread inside a critical section or
+        a wait for room: blocking on the lock could deadlock, and so could waiting for the
+        threads (whose work may need what the interrupted code was about to do)."""
+        if self.lock.acquire(blocking=False):  # the interrupted code was not holding it
+            try:
+                doomed = self._close(cancel, message)
+            finally:
+                self.lock.release()
+            error = settle_unstarted(doomed, None)
+            if error is not None:
+                raise error
+            return
+        # Held, perhaps by the code we interrupted. Refuse new work now (a section that
+        # already passed its check just ran a little earlier than this shutdown) and let
+        # another thread wait for the lock to do the rest.
+        if self.refusal is None:
+            self.refusal = message
+        threading.Thread(
+            target=self.shutdown,
+            kwargs={"wait": False, "cancel": cancel, "message": message},
+            name=f"{self.name}-shutdown",
+            daemon=True,
+        ).start()
+
+    def _close(self, cancel: bool, message: str) -> list[TrackedFuture[Any]]:
+        """Closes admission; returns the futures of the queue if ``cancel``. Lock held."""
+        self._advance(State.STOPPING if cancel else State.DRAINING, message)
+        self._refuse_waiters()
+        doomed: list[WorkItem] = []
+        if cancel and self.queue:
+            doomed = list(self.queue)
+            self.queue.clear()
+        self._retire_idle()
+        futures, _, cancelled = sort_unstarted(doomed, failing=False)
+        self.cancelled += cancelled
+        return futures
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _stats(self) -> PoolStats:
+        workers, idle, low, high, peak = self._gauges()
+        return PoolStats(
+            workers=workers,
+            idle_workers=idle,
+            active=self.active,
+            queued=len(self.queue),
+            queue_capacity=self.capacity,
+            min_workers=low,
+            max_workers=high,
+            peak_workers=peak,
+            submitted=self.submitted,
+            completed=self.completed,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            rejected=self.rejected,
+        )
+
+    def snapshot(self) -> PoolStats:
+        """One consistent ``PoolStats``."""
+        with self.guarded("stats"):
+            return self._stats()
+
+    def metrics(self) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
+        """Stats, queue-wait and run-time histograms, all from one instant."""
+        with self.guarded("stats"):
+            return (self._stats(), *self._histograms())
+
+    def recent_failures(self) -> list[TaskFailure]:
+        with self.guarded("recent_failures"):
+            return self._failure_list()
+
+    def limits(self) -> tuple[int, int]:
+        with self.guarded("_max_workers"):
+            _, _, low, high, _ = self._gauges()
+            return low, high
