@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from threadpool_plus import ThreadPoolExecutor
+from threadpool_plus import ThreadPoolExecutor, _process
 from threadpool_plus._histogram import HistogramSnapshot
 from threadpool_plus._pool import State
 from threadpool_plus._stats import PoolStats
@@ -29,9 +29,11 @@ __all__ = [
     "core_of",
     "failing_thread_starts",
     "holding_lock",
+    "holding_registry_lock",
     "idle_thread_names",
     "idle_timeouts",
     "is_broken",
+    "lock_held",
     "metrics",
     "signal_when_locked",
     "state",
@@ -82,6 +84,11 @@ def idle_timeouts(pool: ThreadPoolExecutor) -> list[float | None]:
         return [worker.wait_timeout for worker in core.idle]
 
 
+def lock_held(pool: ThreadPoolExecutor) -> bool:
+    """Whether some thread holds the pool's lock (for a signal handler to check where it ran)."""
+    return pool._core.lock.locked()
+
+
 def metrics(pool: ThreadPoolExecutor) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
     return pool._core.metrics()
 
@@ -90,6 +97,14 @@ def metrics(pool: ThreadPoolExecutor) -> tuple[PoolStats, HistogramSnapshot, His
 def holding_lock(pool: ThreadPoolExecutor) -> Iterator[None]:
     """Holds the pool's lock, as a thread of the pool would at an unlucky moment."""
     with pool._core.lock:
+        yield
+
+
+@contextmanager
+def holding_registry_lock() -> Iterator[None]:
+    """Holds the lock of the process-wide pool registry (the exit and fork hooks' list), as
+    a thread creating a pool would at an unlucky moment."""
+    with _process._live_lock:  # looked up now: a forked child replaces it
         yield
 
 

@@ -1,0 +1,354 @@
+"""Fault injection: thread starts that fail or are interrupted, callbacks and initializers
+that raise ``BaseException``, concurrent shutdowns, futures resolved by hand.
+
+Each test checks the promises that matter under faults: every accepted future is settled,
+the counters add up, the queue bound holds and no thread outlives ``shutdown(wait=True)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gc
+import logging
+import signal
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from tests import _probe as probe
+from tests._support import Gate, threads_named, wait_until
+from tests.conftest import PoolFactory
+from threadpool_plus import PoolStats
+
+
+def cant_start() -> BaseException:
+    return RuntimeError("can't start new thread")
+
+
+def assert_adds_up(stats: PoolStats) -> None:
+    accounted = stats.completed + stats.failed + stats.cancelled + stats.active + stats.queued
+    assert stats.submitted == accounted, stats
+    assert stats.queue_capacity == 0 or stats.queued <= stats.queue_capacity, stats
+    assert stats.workers <= stats.max_workers, stats
+
+
+def settled(futures: list[Future[Any]]) -> bool:
+    return all(f.done() for f in futures)
+
+
+# -- a thread that cannot start ----------------------------------------------------------
+
+
+def test_a_failed_start_raises_to_the_submitter_and_the_pool_recovers(
+    make_pool: PoolFactory,
+) -> None:
+    pool = make_pool(2)
+    with probe.failing_thread_starts(cant_start) as failed, pytest.raises(RuntimeError):
+        pool.submit(pow, 2, 3)
+    assert len(failed) == 1
+    stats = pool.stats()
+    assert_adds_up(stats)
+    # No thread was left to run it, so the task failed rather than wait forever.
+    assert (stats.submitted, stats.failed, stats.workers) == (1, 1, 0)
+    assert pool.submit(pow, 2, 5).result(timeout=5) == 32  # starting works again
+    assert_adds_up(pool.stats())
+
+
+def test_a_failed_start_requeues_its_task_for_the_threads_that_run(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    pool = make_pool(3)
+    busy = pool.submit(gate.wait, "busy")
+    gate.wait_entered(1)
+    with probe.failing_thread_starts(cant_start, times=1), pytest.raises(RuntimeError):
+        pool.submit(pow, 2, 3)
+    stats = pool.stats()
+    assert (stats.workers, stats.queued, stats.active) == (1, 1, 1)
+    assert_adds_up(stats)
+    gate.open()
+    assert busy.result(timeout=5) == "busy"
+    wait_until(lambda: pool.stats().completed == 2)  # the busy thread ran the requeued task
+    assert_adds_up(pool.stats())
+
+
+def test_a_failed_start_keeps_the_queue_bound_and_fails_what_does_not_fit(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    """A resize reserves a thread for the queued task; the room it leaves goes to the
+    caller waiting for it; then the start fails: the task cannot go back over the bound,
+    so it fails with the error; the waiter's task runs."""
+    pool = make_pool(1, max_queue_size=1)
+    busy = pool.submit(gate.wait, "busy")
+    gate.wait_entered(1)
+    queued = pool.submit(pow, 2, 2)
+    waiter: list[Future[Any]] = []
+    thread = threading.Thread(target=lambda: waiter.append(pool.submit(pow, 2, 4)))
+    thread.start()
+    wait_until(lambda: probe.waiting(pool) == 1)
+    with probe.failing_thread_starts(cant_start), pytest.raises(RuntimeError):
+        pool.resize(max_workers=2)
+    thread.join(5)
+    stats = pool.stats()
+    assert stats.queued == 1  # the waiter's task, admitted into the room
+    assert_adds_up(stats)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        queued.result(timeout=5)
+    gate.open()
+    assert busy.result(timeout=5) == "busy"
+    assert waiter[0].result(timeout=5) == 16
+    assert_adds_up(pool.stats())
+
+
+def test_a_failed_start_with_queued_tasks_and_no_thread_fails_them_all(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    pool = make_pool(1, max_queue_size=4)
+    busy = pool.submit(gate.wait, "busy")
+    gate.wait_entered(1)
+    queued = [pool.submit(pow, 2, n) for n in range(3)]
+    # Shrink, then grow under failing starts: the only thread retires after its task,
+    # and nothing may leave the queued tasks waiting for a thread that never comes.
+    with probe.failing_thread_starts(cant_start):
+        pool.resize(max_workers=1)
+        gate.open()
+        assert busy.result(timeout=5) == "busy"
+        wait_until(lambda: pool.stats().queued == 0)
+    assert [f.result(timeout=5) for f in queued] == [1, 2, 4]
+    assert_adds_up(pool.stats())
+
+
+def test_a_pool_whose_first_threads_cannot_start_raises_and_leaves_no_thread(
+    make_pool: PoolFactory,
+) -> None:
+    name = "cannot-start"
+    with probe.failing_thread_starts(cant_start, times=1), pytest.raises(RuntimeError):
+        make_pool(4, min_workers=2, name=name)
+    gc.collect()  # the half-built executor is dropped: its one started thread exits
+    wait_until(lambda: not threads_named(name))
+
+
+def test_a_failed_start_for_an_idle_reservation_hands_its_task_on(
+    make_pool: PoolFactory,
+) -> None:
+    """A submit can hand a task to a reserved idle thread (``min_workers``) before that
+    thread has started; if its start then fails, the task moves to another thread."""
+    pool = make_pool(2, min_workers=2)
+    assert [pool.submit(pow, 3, n).result(timeout=5) for n in range(4)] == [1, 3, 9, 27]
+    with probe.failing_thread_starts(cant_start):
+        pool.resize(min_workers=0, max_workers=1)
+        pool.resize(max_workers=2)  # nothing to start: both threads live
+        assert pool.submit(pow, 2, 6).result(timeout=5) == 64
+    assert_adds_up(pool.stats())
+
+
+# -- Ctrl-C inside Thread.start() ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("after_start", [True, False], ids=["thread-exists", "no-thread"])
+def test_an_interrupted_start_reaches_the_caller_and_leaves_nothing_behind(
+    make_pool: PoolFactory, after_start: bool
+) -> None:
+    pool = make_pool(2, name=f"interrupted-start-{after_start}")
+    with (
+        probe.failing_thread_starts(KeyboardInterrupt, times=1, after_start=after_start),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        pool.submit(pow, 2, 3)
+    assert_adds_up(pool.stats())
+    assert pool.submit(pow, 2, 5).result(timeout=5) == 32
+    wait_until(lambda: pool.stats().active == 0)
+    stats = pool.stats()
+    assert_adds_up(stats)
+    assert stats.completed + stats.failed == 2  # the interrupted task ran or failed
+    assert stats.peak_workers <= 2
+    pool.shutdown(wait=True)
+    assert not [t for t in threads_named(pool.name) if t.is_alive()]
+
+
+def test_an_interrupted_resize_still_starts_every_reserved_thread(
+    make_pool: PoolFactory,
+) -> None:
+    pool = make_pool(1, min_workers=1, name="interrupted-resize")
+    with (
+        probe.failing_thread_starts(KeyboardInterrupt, times=1, after_start=True),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        pool.resize(min_workers=3, max_workers=3)
+    wait_until(lambda: len(threads_named(pool.name)) == 3)
+    assert pool.stats().workers in (2, 3)  # the interrupted one is counted if it checked in
+    pool.shutdown(wait=True)
+    assert not [t for t in threads_named(pool.name) if t.is_alive()]
+
+
+# -- callbacks and initializers that raise BaseException ------------------------------------
+
+
+def test_a_callback_raising_systemexit_during_cancel_stops_no_settlement(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    pool = make_pool(1)
+    busy = pool.submit(gate.wait, "busy")
+    gate.wait_entered(1)
+    queued = [pool.submit(pow, 2, n) for n in range(3)]
+
+    def exit_now(future: Future[Any]) -> None:
+        raise SystemExit("from a callback")
+
+    queued[0].add_done_callback(exit_now)
+    with pytest.raises(SystemExit):
+        pool.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in queued)
+    concurrent.futures.wait(queued, timeout=5)  # woken, not left waiting
+    gate.open()
+    assert busy.result(timeout=5) == "busy"
+    pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert (stats.cancelled, stats.completed) == (3, 1)
+    assert_adds_up(stats)
+
+
+def test_a_callback_raising_keyboardinterrupt_when_the_pool_breaks_stops_nothing(
+    make_pool: PoolFactory, gate: Gate, caplog: pytest.LogCaptureFixture
+) -> None:
+    def init() -> None:
+        gate.wait()
+        raise OSError("no database")
+
+    pool = make_pool(1, initializer=init)
+    futures = [pool.submit(pow, 2, n) for n in range(3)]
+
+    def interrupt(future: Future[Any]) -> None:
+        raise KeyboardInterrupt
+
+    futures[0].add_done_callback(interrupt)
+    with caplog.at_level(logging.ERROR, logger="threadpool_plus"):
+        gate.open()
+        wait_until(lambda: settled(futures))
+    for future in futures:
+        with pytest.raises(concurrent.futures.thread.BrokenThreadPool):
+            future.result()
+    assert "a done-callback raised while pool" in caplog.text
+    stats = pool.stats()
+    assert stats.failed == 3
+    assert_adds_up(stats)
+
+
+# -- two shutdowns at once ---------------------------------------------------------------
+
+
+def test_two_tasks_shutting_down_with_wait_at_once_do_not_deadlock(
+    make_pool: PoolFactory,
+) -> None:
+    pool = make_pool(2, name="two-shutdowns")
+    both = threading.Barrier(2, timeout=5)
+
+    def shut_down(label: str) -> str:
+        both.wait()
+        pool.shutdown(wait=True)
+        return label
+
+    futures = [pool.submit(shut_down, "a"), pool.submit(shut_down, "b")]
+    assert sorted(f.result(timeout=10) for f in futures) == ["a", "b"]
+    pool.shutdown(wait=True)
+    assert not [t for t in threads_named(pool.name) if t.is_alive()]
+
+
+def test_a_task_and_a_callback_shutting_down_at_once_do_not_deadlock(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    pool = make_pool(2, name="task-and-callback")
+    both = threading.Barrier(2, timeout=5)
+    done = threading.Event()
+
+    def shut_down() -> None:
+        both.wait()
+        pool.shutdown(wait=True)
+
+    def callback(future: Future[Any]) -> None:
+        shut_down()
+        done.set()
+
+    first = pool.submit(gate.wait, "first")
+    first.add_done_callback(callback)  # runs on the first worker once the gate opens
+    second = pool.submit(shut_down)
+    gate.open()
+    assert first.result(timeout=5) == "first"
+    second.result(timeout=10)
+    assert done.wait(10)
+    pool.shutdown(wait=True)
+
+
+# -- futures resolved by hand while queued --------------------------------------------------
+
+
+def test_cancelling_a_queue_with_a_future_resolved_by_hand(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    pool = make_pool(1)
+    busy = pool.submit(gate.wait, "busy")
+    gate.wait_entered(1)
+    queued = [pool.submit(pow, 2, n) for n in range(3)]
+    queued[1].set_result(-1)  # a user resolving it themselves
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert [queued[0].cancelled(), queued[1].result(), queued[2].cancelled()] == [True, -1, True]
+    gate.open()
+    busy.result(timeout=5)
+    pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert stats.cancelled == 3  # none of the three ran
+    assert_adds_up(stats)
+
+
+def test_a_broken_pool_with_a_future_resolved_by_hand_adds_up(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    def init() -> None:
+        gate.wait()
+        raise OSError("no database")
+
+    pool = make_pool(1, initializer=init)
+    futures = [pool.submit(pow, 2, n) for n in range(3)]
+    futures[2].set_result(-1)
+    gate.open()
+    wait_until(lambda: probe.is_broken(pool) and pool.stats().active == 0)
+    stats = pool.stats()
+    assert (stats.failed, stats.cancelled, stats.active) == (2, 1, 0)
+    assert_adds_up(stats)
+    assert futures[2].result() == -1
+
+
+# -- signal handlers -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+def test_stats_from_a_signal_handler_while_the_main_thread_waits_for_room(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    pool = make_pool(1, max_queue_size=1)
+    pool.submit(gate.wait)
+    gate.wait_entered(1)
+    pool.submit(pow, 2, 2)
+    seen: list[PoolStats] = []
+
+    def handler(signum: int, frame: object) -> None:
+        seen.append(pool.stats())
+        gate.open()
+
+    def interrupt() -> None:
+        wait_until(lambda: probe.waiting(pool) == 1)
+        with probe.holding_lock(pool):  # a worker holding the lock as the signal lands
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        thread = threading.Thread(target=interrupt)
+        thread.start()
+        assert pool.submit(pow, 2, 3).result(timeout=5) == 8
+        thread.join(5)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(seen) == 1
+    assert seen[0].queued == 1
