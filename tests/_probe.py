@@ -134,7 +134,7 @@ def failing_thread_starts(
             real_start(thread)
         raise error()
 
-    WorkerThread.start = start  # type: ignore[method-assign]
+    WorkerThread.start = start  # type: ignore[method-assign, assignment]
     try:
         yield failed
     finally:
