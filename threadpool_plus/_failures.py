@@ -13,16 +13,24 @@ thread's name), ``duration`` (seconds) and ``exc_type``. Task arguments are neve
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import logging
+import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TaskFailure", "UnretrievedReport", "describe", "log_extra", "logger"]
+__all__ = [
+    "TaskFailure",
+    "UnretrievedReport",
+    "describe",
+    "log_extra",
+    "logger",
+    "report_all_at_exit",
+]
 
 logger = logging.getLogger("threadpool_plus")
 
@@ -100,21 +108,33 @@ def log_extra(pool: str, failure: TaskFailure) -> dict[str, object]:
 
 
 class UnretrievedReport:
-    """Logs a failure when the future that holds it is collected unobserved."""
+    """Logs a failure when the future that holds it is collected unobserved.
 
-    __slots__ = ("armed", "failure", "pool")
+    Reports still armed when the interpreter exits are logged by ``report_all_at_exit``
+    (called by the exit hook, while logging still works): at exit, nobody will look at
+    them any more, and a ``__del__`` that runs during module teardown may find the
+    logging machinery gone (it does on free-threaded builds).
+    """
+
+    __slots__ = ("__weakref__", "armed", "failure", "pool")
 
     def __init__(self, pool: str, failure: TaskFailure) -> None:
         self.armed = True
         self.pool = pool
         self.failure = failure  # a record: strings and a detached exception, no frames
+        with _armed_lock:
+            _armed.add(self)
 
     def __del__(self) -> None:
+        self.emit()
+
+    def emit(self) -> None:
+        """Logs the failure once, if nobody looked at it."""
         if not self.armed:
             return
+        self.armed = False
         failure = self.failure
-        # Logging may already be torn down when this runs at interpreter exit.
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105  (contextlib may be torn down at interpreter exit)
             logger.error(
                 "Task %s in pool %r failed and its exception was never retrieved:\n%s",
                 failure.task,
@@ -122,3 +142,17 @@ class UnretrievedReport:
                 failure.traceback.rstrip("\n"),
                 extra=log_extra(self.pool, failure),
             )
+        except Exception:
+            pass
+
+
+_armed: weakref.WeakSet[UnretrievedReport] = weakref.WeakSet()  # guarded by _armed_lock
+_armed_lock = threading.Lock()
+
+
+def report_all_at_exit() -> None:
+    """Logs every report still armed: called at interpreter exit."""
+    with _armed_lock:
+        reports = list(_armed)
+    for report in reports:
+        report.emit()

@@ -16,6 +16,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ._errors import EXIT_MESSAGE
+from ._failures import report_all_at_exit
 
 if TYPE_CHECKING:
     from ._threads import ThreadCore
@@ -43,6 +44,7 @@ def _at_exit() -> None:
         core.shutdown(wait=False, cancel=False, message=EXIT_MESSAGE)
     for core in pools:
         core.shutdown(wait=True, cancel=False, message=EXIT_MESSAGE)
+    report_all_at_exit()  # failures nobody retrieved: logged while logging still works
 
 
 def _after_fork_in_child() -> None:
