@@ -38,6 +38,7 @@ __all__ = [
     "signal_when_locked",
     "state",
     "waiting",
+    "yields_gil",
 ]
 
 
@@ -174,3 +175,8 @@ def signal_when_locked(
         yield arm
     finally:
         sys.setprofile(None)
+
+
+def yields_gil(pool: ThreadPoolExecutor) -> bool:
+    """Whether ``submit`` hands the GIL over after a contended lock or a rejection."""
+    return pool._core.yield_gil
