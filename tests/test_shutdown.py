@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
+from concurrent.futures import ALL_COMPLETED, Future, as_completed, wait
 
 import pytest
 
@@ -58,7 +58,7 @@ def test_cancelled_by_shutdown_wakes_wait_and_as_completed(
     woken: list[int] = []
 
     def waiter() -> None:
-        done, _ = wait(queued, timeout=10, return_when=FIRST_COMPLETED)
+        done, _ = wait(queued, timeout=10, return_when=ALL_COMPLETED)
         woken.append(len(done))
         woken.append(sum(1 for _ in as_completed(queued, timeout=10)))
 
