@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench test-all clean prometheus-tools
+.PHONY: test lint typecheck pytest demo bench bench-budget test-all clean prometheus-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/suite.py
+
+# Per-side hot-path cost against the stdlib, checked against benchmarks/budget.json (exit 1
+# when a side's ratio is >10% worse than recorded). Not part of `make test`: timings never
+# gate the test suite. Re-record with: $(BIN)/python benchmarks/profile_hot_path.py --record
+bench-budget: $(STAMP)
+	$(BIN)/python benchmarks/profile_hot_path.py --budget
 
 # The suite on every Python this machine has: pyenv's 3.10-3.13 and Debian's 3.14/3.15.
 test-all:
