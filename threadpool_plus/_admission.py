@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ._future import _sleep as sleep_until_released
 from ._items import WorkItem
+from ._ledger import Ledger
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -46,21 +47,24 @@ class Waiter:
         self.sleeper.acquire()  # released by whoever admits or refuses this waiter
 
 
-class Admission:
-    """The line of waiting callers; a mixin of the pool core, guarded by its lock."""
+class Admission(Ledger):
+    """The line of waiting callers: a layer of the pool core, guarded by its lock."""
 
-    if TYPE_CHECKING:
+    __slots__ = (
+        "main_waiting",  # written by the main thread only: it waits in _await_room
+        "waiters",
+    )
+
+    if TYPE_CHECKING:  # fields of the layer above
         queue: deque[WorkItem]
         capacity: int
-        main_waiting: bool
-        submitted: int
-        rejected: int
 
         def guarded(self, operation: str) -> AbstractContextManager[None]: ...
         def _refusal(self) -> BaseException: ...
 
     def _open_admission(self) -> None:
         self.waiters: deque[Waiter] = deque()  # oldest first; guarded by the lock
+        self.main_waiting = False
 
     def _admit_waiters(self) -> None:
         """Moves the oldest waiters' tasks into the queue while it has room. Lock held."""

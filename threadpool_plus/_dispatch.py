@@ -23,16 +23,26 @@ __all__ = ["Dispatch"]
 
 
 class Dispatch(PoolCore):
-    """The worker-facing methods of ``ThreadCore``; its fields are declared there."""
+    """The worker-facing layer of ``ThreadCore``, which sets these fields up."""
 
-    if TYPE_CHECKING:
-        min_workers: int
-        max_workers: int
-        idle_timeout: float | None
-        idle: list[Worker]
-        workers: set[Worker]
-        nworkers: int
+    __slots__ = (
+        "exit_sleepers",  # shutdown(wait=True) callers, woken when a thread exits
+        "idle",  # idle workers, most recently idle last
+        "idle_timeout",  # fixed at construction
+        "max_workers",
+        "min_workers",
+        "nworkers",  # workers counted: not retired (<= len(workers))
+        "workers",  # threads that may still run (for joins and WAKE)
+    )
+
+    if TYPE_CHECKING:  # the types of the fields above
         exit_sleepers: list[threading.Lock]
+        idle: list[Worker]
+        idle_timeout: float | None
+        max_workers: int
+        min_workers: int
+        nworkers: int
+        workers: set[Worker]
 
     def check_in(self, worker: Worker) -> bool:
         with self.lock:

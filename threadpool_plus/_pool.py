@@ -1,8 +1,8 @@
 """The backend-neutral core: the lock, the pool's state, the queue and its bound, shutdown.
 
 How accepted work runs is a backend's business (``_threads.ThreadCore`` runs it on threads);
-what the pool promises is here and in the mixins it is built from: ``Admission`` (waiting
-for room) and ``Ledger`` (counters and records).
+what the pool promises is here and in the layers it is built on: ``Admission`` (waiting for
+room) on ``Ledger`` (counters and records).
 
 Invariants:
 
@@ -37,7 +37,6 @@ from ._failures import TaskFailure
 from ._future import TrackedFuture
 from ._histogram import HistogramSnapshot
 from ._items import WorkItem, settle_unstarted, sort_unstarted
-from ._ledger import Ledger
 from ._stats import PoolStats
 
 __all__ = ["PoolCore", "State"]
@@ -53,8 +52,21 @@ class State(enum.IntEnum):
     TERMINATED = 4
 
 
-class PoolCore(Admission, Ledger):
+class PoolCore(Admission):
     """State, admission and accounting shared by every backend."""
+
+    __slots__ = (
+        "active",
+        "broken",
+        "capacity",
+        "lock",
+        "main_ident",
+        "main_in_lock",
+        "name",
+        "queue",
+        "refusal",
+        "state",
+    )
 
     def _open_pool(self, name: str, capacity: int) -> None:
         self.name = name  # fixed at construction; read without the lock

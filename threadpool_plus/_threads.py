@@ -64,6 +64,18 @@ def _gil_enabled() -> bool:
 class ThreadCore(Dispatch):
     """The state shared by a pool's executor and its worker threads."""
 
+    __slots__ = (
+        "__weakref__",
+        "initargs",
+        "initializer",
+        "on_task_error",
+        "owner",
+        "peak_workers",
+        "thread_number",
+        "thread_prefix",
+        "yield_gil",
+    )
+
     def __init__(
         self,
         *,
