@@ -16,11 +16,23 @@ waits on them before they finish. So ``LeanFuture``:
 Every public method keeps the standard semantics, state names and log messages.
 
 Those helpers read the standard ``Future``'s private attributes on any future, so a
-``Future`` subclass that does not call ``Future.__init__`` must provide them itself. At
-import, ``_matches_the_standard_future()`` checks that this Python's ``Future`` still has
-exactly those attributes and state names; if a later Python changes them, the pool hands
-out ``ObservedFuture`` (the standard ``Future``, unchanged) instead. ``TrackedFuture``
-names whichever of the two is in use.
+``Future`` subclass that does not call ``Future.__init__`` must provide them itself, and
+must behave exactly as the standard one does where they look. ``LeanFuture`` is therefore
+used only where that was checked, decided once at import by ``_choose_lean()``:
+
+- this Python's minor version is in ``VERIFIED_MINORS``: versions on which CPython's own
+  ``test_future``, ``test_wait`` and ``test_as_completed`` and asyncio's ``wrap_future``
+  tests pass with ``LeanFuture`` and this pool (``tests/test_future_cpython.py``). A
+  free-threaded build must be in ``VERIFIED_FREE_THREADED_MINORS`` instead;
+- ``_matches_the_standard_future()`` finds this Python's ``Future`` with exactly the
+  attributes and state names ``LeanFuture`` re-implements (a patch release that changed
+  them would turn it off);
+- the environment variable ``THREADPOOL_PLUS_STANDARD_FUTURE`` is unset, empty or ``0``
+  when ``threadpool_plus`` is first imported (any other value, such as ``1``, forces the
+  fallback: for users who want the standard class, and for tests of the fallback).
+
+Anywhere else the pool hands out ``ObservedFuture``: the standard ``Future``, unchanged,
+slower and never wrong. ``LEAN`` says which was chosen; ``TrackedFuture`` names the class.
 
 Both know whether anyone looked at their outcome: ``result()``, ``exception()`` and
 ``add_done_callback()`` mark a future observed, and a failed future that is never
@@ -30,16 +42,27 @@ observed logs its failure when it is garbage-collected (see ``_failures``).
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import sysconfig
 import threading
 import weakref
 from _thread import RLock  # the C type itself: threading.RLock is a Python-level factory
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future, InvalidStateError, TimeoutError
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._failures import TaskFailure, UnretrievedReport
 
-__all__ = ["LEAN", "LeanFuture", "ObservedFuture", "TrackedFuture"]
+__all__ = [
+    "LEAN",
+    "STANDARD_FUTURE_VARIABLE",
+    "VERIFIED_FREE_THREADED_MINORS",
+    "VERIFIED_MINORS",
+    "LeanFuture",
+    "ObservedFuture",
+    "TrackedFuture",
+]
 
 T = TypeVar("T")
 
@@ -404,7 +427,58 @@ def _matches_the_standard_future() -> bool:
     return seen == [RUNNING, FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED]
 
 
-LEAN = _matches_the_standard_future()
+# The Python minor versions on which LeanFuture is known to be a faithful Future: CPython's
+# own test_future, test_wait and test_as_completed (their thread-pool classes, with this
+# pool) and asyncio's wrap_future tests all pass with it, as tests/test_future_cpython.py
+# runs them. That test skips what an interpreter does not ship; how each was run here:
+VERIFIED_MINORS: frozenset[tuple[int, int]] = frozenset(
+    {
+        (3, 10),  # pyenv 3.10.13, with its own test package (all four)
+        (3, 11),  # pyenv 3.11.7: its own asyncio tests; the concurrent.futures ones from
+        #           Debian's libpython3.11-testsuite (3.11.2), as pyenv's build lacks them
+        (3, 12),  # pyenv 3.12.1: its own asyncio tests; the concurrent.futures ones from
+        #           CPython 3.13.0's copies, as pyenv's build lacks them
+        (3, 13),  # pyenv 3.13.0, with its own test package (all four)
+        (3, 14),  # Debian's 3.14.10, with its own test package (libpython3.14-testsuite)
+        (3, 15),  # Debian's 3.15.2, with its own test package (libpython3.15-testsuite)
+    }
+)
+# The same, for free-threaded (PEP 703) builds: LeanFuture reads a finished future's state
+# without its lock, which the GIL makes safe; without the GIL it must be tested there too.
+VERIFIED_FREE_THREADED_MINORS: frozenset[tuple[int, int]] = frozenset(
+    {
+        (3, 13),  # 3.13.15t built from source, PYTHON_GIL=0, with its own test package
+        #           (all four; on x86-64, whose ordering of stores is strict)
+    }
+)
+
+# Set to anything but "" or "0" before the first import to get ObservedFuture everywhere.
+STANDARD_FUTURE_VARIABLE = "THREADPOOL_PLUS_STANDARD_FUTURE"
+
+
+def _choose_lean(
+    version: tuple[int, int],
+    environ: Mapping[str, str],
+    *,
+    free_threaded: bool,
+    matches: Callable[[], bool],
+) -> bool:
+    """Whether the pool should hand out ``LeanFuture``, on Python ``version`` (major,
+    minor) with environment ``environ``. ``matches`` (the drift check) runs only when
+    nothing else has already decided against it."""
+    if environ.get(STANDARD_FUTURE_VARIABLE, "") not in ("", "0"):
+        return False
+    verified = VERIFIED_FREE_THREADED_MINORS if free_threaded else VERIFIED_MINORS
+    return version in verified and matches()
+
+
+LEAN = _choose_lean(
+    sys.version_info[:2],
+    os.environ,
+    # True on a free-threaded build even while its GIL is on (PYTHON_GIL=1).
+    free_threaded=bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    matches=_matches_the_standard_future,
+)
 
 if TYPE_CHECKING:
     TrackedFuture = LeanFuture
