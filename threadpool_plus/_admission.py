@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._future import _sleep as sleep_until_released
 from ._items import WorkItem
+from ._lean_future import sleep_until_released
 from ._ledger import Ledger
 
 if TYPE_CHECKING:

@@ -20,10 +20,12 @@ import threading
 import traceback
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "Observation",
     "TaskFailure",
     "UnretrievedReport",
     "describe",
@@ -144,6 +146,39 @@ class UnretrievedReport:
             )
         except Exception:
             pass
+
+
+class Observation:
+    """Whether anyone looked at a future's outcome, and the report armed if not.
+
+    A mixin of the pool's future classes. Observers (``result()``, ``exception()``,
+    ``add_done_callback()``) mark the future under its lock and disarm a report they find;
+    ``arm_report()`` arms one under the same lock only if nobody has looked yet. The lock
+    orders the two on every build, free-threaded included: no lost and no false report.
+    A future that returned is never armed, so ``result()`` may skip all this for it.
+    """
+
+    # Class-level defaults: a future that never fails costs no per-instance state.
+    _observed = False
+    _report: UnretrievedReport | None = None
+
+    def _observation_lock(self) -> AbstractContextManager[object]:
+        """The future's own lock."""
+        raise NotImplementedError
+
+    def _observe_locked(self) -> None:
+        """Marks the future observed; the future's lock is held."""
+        self._observed = True
+        report = self._report
+        if report is not None:
+            report.armed = False
+            self._report = None
+
+    def arm_report(self, pool: str, failure: TaskFailure) -> None:
+        """Called by the worker before it sets the exception."""
+        with self._observation_lock():
+            if not self._observed:
+                self._report = UnretrievedReport(pool, failure)
 
 
 _armed: weakref.WeakSet[UnretrievedReport] = weakref.WeakSet()  # guarded by _armed_lock

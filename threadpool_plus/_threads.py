@@ -44,8 +44,9 @@ from ._config import check_order
 from ._dispatch import Dispatch
 from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded
 from ._failures import TaskFailure
-from ._future import TrackedFuture, _sleep
+from ._future import TrackedFuture
 from ._items import EXIT, WAKE, WorkItem, settle_unstarted
+from ._lean_future import sleep_until_released
 from ._workers import Worker
 
 __all__ = ["ThreadCore"]
@@ -351,7 +352,7 @@ class ThreadCore(Dispatch):
                     sleeper = threading.Lock()
                     sleeper.acquire()
                     self.exit_sleepers.append(sleeper)
-                _sleep(sleeper, timeout)
+                sleep_until_released(sleeper, timeout)
         finally:
             if mine is not None:
                 with self.guarded("shutdown"):
