@@ -1,4 +1,5 @@
-"""What a worker thread asks of its pool: the ``WorkerHost`` side of the thread backend.
+"""What a worker thread asks of its pool (the ``WorkerHost`` side of the thread backend),
+and waiting for the threads to exit.
 
 Each call takes the pool's lock once, counts what the worker reports and tells it what to do
 next: run a task, wait idle, or exit (``EXIT``: it has been uncounted already). Under load a
@@ -9,17 +10,25 @@ task off a full queue admits the oldest waiting caller into the room it made.
 from __future__ import annotations
 
 import threading
+from threading import get_ident
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BROKEN_MESSAGE, BrokenThreadPool
 from ._failures import TaskFailure, logger
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, Message, WorkItem, settle_unstarted, sort_unstarted
+from ._lean_future import sleep_until_released
 from ._ledger import FOLD_BATCH
 from ._pool import PoolCore, State
-from ._workers import FAILED, Worker
+from ._workers import Worker
 
 __all__ = ["Dispatch"]
+
+# How long shutdown(wait=True) waits for a thread whose start() was interrupted to check in:
+# if the interrupt came before the OS thread existed, there is nothing to wait for, and
+# Python offers no way to tell the two cases apart other than waiting.
+_LIMBO_GRACE = 1.0
 
 
 class Dispatch(PoolCore):
@@ -70,20 +79,16 @@ class Dispatch(PoolCore):
             self.active -= 1
             return self._next_task(worker)
 
-    def task_done(
-        self,
-        worker: Worker,
-        outcome: int,
-        waited: float = 0.0,
-        ran: float = 0.0,
-        failure: TaskFailure | None = None,
-    ) -> Message:
+    def task_failed(self, worker: Worker, record: TaskFailure, wait: float, run: float) -> Message:
         with self.lock:
             self.active -= 1
-            if outcome == FAILED:
-                self._record_failure(failure, waited, ran)
-            else:
-                self.cancelled += 1
+            self._record_failure(record, wait, run)
+            return self._next_task(worker)
+
+    def task_skipped(self, worker: Worker) -> Message:
+        with self.lock:
+            self.active -= 1
+            self.cancelled += 1
             return self._next_task(worker)
 
     def _next_task(self, worker: Worker) -> Message:
@@ -148,6 +153,59 @@ class Dispatch(PoolCore):
         for sleeper in self.exit_sleepers:
             sleeper.release()
         self.exit_sleepers.clear()
+
+    def _wait_for_workers(self) -> None:
+        """Returns when every worker thread has exited, except: the caller's own (a task
+        or done-callback shutting down), those themselves waiting here (two tasks that
+        shut down at once would otherwise wait for each other) and one the caller is
+        starting (a signal handler on top of ``submit``, which cannot finish under it)."""
+        me = threading.current_thread()
+        ident = get_ident()
+        mine: Worker | None = None
+        seen: set[Worker] = set()
+        limbo_until: float | None = None
+        try:
+            while True:
+                timeout: float | None = None
+                with self.guarded("shutdown"):
+                    if mine is None and (mine := self._worker_of(me)) is not None:
+                        mine.joining = True
+                        self._wake_joiners()  # a task already waiting may wait for us no more
+                    pending = [
+                        w
+                        for w in self.workers
+                        if w is not mine
+                        and not w.joining
+                        and (w.checked_in or w.taken_back or w.launcher != ident)
+                    ]
+                    seen.update(pending)
+                    if any(w.taken_back for w in pending):  # start() was interrupted
+                        now = monotonic()
+                        limbo_until = limbo_until or now + _LIMBO_GRACE
+                        if now < limbo_until:
+                            timeout = limbo_until - now
+                        else:  # it never checked in: the interrupt came before the thread
+                            self.workers.difference_update(w for w in pending if w.taken_back)
+                            pending = [w for w in pending if not w.taken_back]
+                    if not pending:
+                        break
+                    sleeper = threading.Lock()
+                    sleeper.acquire()
+                    self.exit_sleepers.append(sleeper)
+                sleep_until_released(sleeper, timeout)
+        finally:
+            if mine is not None:
+                with self.guarded("shutdown"):
+                    mine.joining = False
+        for worker in seen:  # they have left _run(): let their threads finish too
+            if worker.checked_in and worker.thread is not me:
+                worker.thread.join()
+
+    def _worker_of(self, thread: threading.Thread) -> Worker | None:
+        for worker in self.workers:
+            if worker.thread is thread:
+                return worker
+        return None
 
     def initializer_failed(self, worker: Worker) -> None:
         with self.lock:

@@ -62,10 +62,10 @@ class Ledger:
         history = 0 if self.failures is None else self.failures.maxlen or 0
         self._open_ledger(history, self.queue_wait.bounds)
 
-    def _record_failure(self, failure: TaskFailure | None, waited: float, ran: float) -> None:
+    def _record_failure(self, failure: TaskFailure, waited: float, ran: float) -> None:
         """Counts a task that raised. Lock held."""
         self.failed += 1
-        if self.failures is not None and failure is not None:
+        if self.failures is not None:
             self.failures.append(failure)
         self.pending_waits.append(waited)
         self.pending_runs.append(ran)

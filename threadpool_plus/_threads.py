@@ -36,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from queue import SimpleQueue
 from threading import get_ident
-from time import monotonic, perf_counter, sleep
+from time import perf_counter, sleep
 from typing import Any
 
 from ._admission import Waiter
@@ -46,15 +46,9 @@ from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded
 from ._failures import TaskFailure
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, WorkItem, settle_unstarted
-from ._lean_future import sleep_until_released
 from ._workers import Worker
 
 __all__ = ["ThreadCore"]
-
-# How long shutdown(wait=True) waits for a thread whose start() was interrupted to check in:
-# if the interrupt came before the OS thread existed, there is nothing to wait for, and
-# Python offers no way to tell the two cases apart other than waiting.
-_LIMBO_GRACE = 1.0
 
 
 def _gil_enabled() -> bool:
@@ -313,59 +307,6 @@ class ThreadCore(Dispatch):
         while idle and self.nworkers > keep:
             idle.pop(0).inbox.put(EXIT)  # longest idle first
             self.nworkers -= 1
-
-    def _wait_for_workers(self) -> None:
-        """Returns when every worker thread has exited, except: the caller's own (a task
-        or done-callback shutting down), those themselves waiting here (two tasks that
-        shut down at once would otherwise wait for each other) and one the caller is
-        starting (a signal handler on top of ``submit``, which cannot finish under it)."""
-        me = threading.current_thread()
-        ident = get_ident()
-        mine: Worker | None = None
-        seen: set[Worker] = set()
-        limbo_until: float | None = None
-        try:
-            while True:
-                timeout: float | None = None
-                with self.guarded("shutdown"):
-                    if mine is None and (mine := self._worker_of(me)) is not None:
-                        mine.joining = True
-                        self._wake_joiners()  # a task already waiting may wait for us no more
-                    pending = [
-                        w
-                        for w in self.workers
-                        if w is not mine
-                        and not w.joining
-                        and (w.checked_in or w.taken_back or w.launcher != ident)
-                    ]
-                    seen.update(pending)
-                    if any(w.taken_back for w in pending):  # start() was interrupted
-                        now = monotonic()
-                        limbo_until = limbo_until or now + _LIMBO_GRACE
-                        if now < limbo_until:
-                            timeout = limbo_until - now
-                        else:  # it never checked in: the interrupt came before the thread
-                            self.workers.difference_update(w for w in pending if w.taken_back)
-                            pending = [w for w in pending if not w.taken_back]
-                    if not pending:
-                        break
-                    sleeper = threading.Lock()
-                    sleeper.acquire()
-                    self.exit_sleepers.append(sleeper)
-                sleep_until_released(sleeper, timeout)
-        finally:
-            if mine is not None:
-                with self.guarded("shutdown"):
-                    mine.joining = False
-        for worker in seen:  # they have left _run(): let their threads finish too
-            if worker.checked_in and worker.thread is not me:
-                worker.thread.join()
-
-    def _worker_of(self, thread: threading.Thread) -> Worker | None:
-        for worker in self.workers:
-            if worker.thread is thread:
-                return worker
-        return None
 
     def abandon(self) -> None:
         """The executor was garbage-collected: drain the queue, then let threads exit.

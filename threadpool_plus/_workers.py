@@ -8,7 +8,7 @@ The loop's ordering rules:
 1. A thread first checks in (``check_in``). Its launch may have been taken back while it
    was starting (``Thread.start()`` interrupted by Ctrl-C): then it exits at once, having
    run nothing, and the pool never counted it.
-2. A finished task is reported (``task_completed``/``task_done``) *before* its future is
+2. A finished task is reported (``task_completed``, ``task_failed``) *before* its future is
    resolved: the report counts it and makes this worker idle or hands it the next task, so
    ``stats()`` already counts a task when its future resolves, and a ``submit`` made right
    after ``result()`` returns finds this worker idle instead of starting another thread.
@@ -25,17 +25,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from time import perf_counter, time
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from ._failures import TaskFailure, describe, log_extra, logger
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, ExitMessage, Message, WorkItem
 
-__all__ = ["CANCELLED", "FAILED", "Worker", "WorkerHost", "WorkerThread"]
-
-# The outcomes WorkerHost.task_done counts (a task that returned goes to task_completed).
-FAILED: Final = 1
-CANCELLED: Final = 2
+__all__ = ["Worker", "WorkerHost", "WorkerThread"]
 
 
 class WorkerHost(Protocol):
@@ -52,15 +48,11 @@ class WorkerHost(Protocol):
     def task_completed(self, worker: Worker, waited: float, ran: float) -> Message:
         """Counts a task that returned; returns the next task, None (idle) or EXIT."""
 
-    def task_done(
-        self,
-        worker: Worker,
-        outcome: int,
-        waited: float = 0.0,
-        ran: float = 0.0,
-        failure: TaskFailure | None = None,
-    ) -> Message:
-        """``task_completed`` for a task that ``FAILED`` or was ``CANCELLED``."""
+    def task_failed(self, worker: Worker, record: TaskFailure, wait: float, run: float) -> Message:
+        """``task_completed`` for a task that raised."""
+
+    def task_skipped(self, worker: Worker) -> Message:
+        """``task_completed`` for a task found cancelled (or resolved by hand) at its start."""
 
     def recheck(self, worker: Worker, timed_out: bool) -> Message:
         """Called by an idle worker woken by ``WAKE`` or by its idle timeout."""
@@ -126,7 +118,7 @@ class Worker:
             core.forget(self)
 
     def _work(self) -> None:
-        task_done = self.core.task_done
+        task_failed = self.core.task_failed
         task_completed = self.core.task_completed
         item: Message = self.first
         self.first = None
@@ -147,7 +139,7 @@ class Worker:
                 runnable = False
             if not runnable:
                 del future
-                item = task_done(self, CANCELLED)
+                item = self.core.task_skipped(self)
                 continue
             started = perf_counter()
             try:
@@ -156,7 +148,7 @@ class Worker:
                 ran = perf_counter() - started
                 failure = self._record(fn, exc, ran)
                 del fn, args, kwargs
-                item = task_done(self, FAILED, started - accepted, ran, failure)
+                item = task_failed(self, failure, started - accepted, ran)
                 self._fail(future, exc, failure)
                 del failure
             else:
