@@ -35,6 +35,7 @@ __all__ = [
     "is_broken",
     "lock_held",
     "metrics",
+    "signal_in_thread_start",
     "signal_when_locked",
     "state",
     "waiting",
@@ -180,3 +181,20 @@ def signal_when_locked(
 def yields_gil(pool: ThreadPoolExecutor) -> bool:
     """Whether ``submit`` hands the GIL over after a contended lock or a rejection."""
     return pool._core.yield_gil
+
+
+@contextmanager
+def signal_in_thread_start(signum: int = signal.SIGUSR1) -> Iterator[None]:
+    """Raises ``signum`` in the thread that starts a pool thread, before the thread
+    exists: the handler runs on top of a launch the pool has counted but not begun."""
+    real_start = WorkerThread.start
+
+    def start(thread: WorkerThread) -> None:
+        signal.raise_signal(signum)
+        real_start(thread)
+
+    WorkerThread.start = start  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        WorkerThread.start = real_start  # type: ignore[method-assign]

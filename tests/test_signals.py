@@ -249,3 +249,33 @@ def test_a_signal_storm_during_submit_stats_and_resize_ends_cleanly() -> None:
     retirements included; the script checks every snapshot and result and must exit."""
     output = run_script("from tests.scripts.storm import main\nmain()\n")
     assert output.startswith("storm: "), output
+
+
+def test_shutdown_from_a_signal_handler_on_top_of_a_thread_start() -> None:
+    """The handler's ``shutdown(wait=True)`` cannot wait for the thread whose start it
+    interrupted (it starts only once the handler returns): it returns, the start then
+    goes ahead, the accepted task runs and a later ``shutdown`` joins the thread."""
+    output = run_script(
+        """
+        import signal
+        from tests import _probe as probe
+        from tests._support import threads_named
+        from threadpool_plus import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(2, name="signalled")
+        returned = []
+
+        def handler(signum, frame):
+            pool.shutdown(wait=True)
+            returned.append(True)
+
+        signal.signal(signal.SIGUSR1, handler)
+        with probe.signal_in_thread_start():
+            future = pool.submit(pow, 2, 5)
+        print("handler returned:", returned == [True])
+        print("task:", future.result(timeout=5))
+        pool.shutdown(wait=True)
+        print("threads left:", [t.name for t in threads_named("signalled") if t.is_alive()])
+        """
+    )
+    assert output.splitlines() == ["handler returned: True", "task: 32", "threads left: []"]
