@@ -112,13 +112,18 @@ def holding_registry_lock() -> Iterator[None]:
 
 @contextmanager
 def failing_thread_starts(
-    error: Callable[[], BaseException], *, times: int | None = None, after_start: bool = False
+    error: Callable[[], BaseException],
+    *,
+    times: int | None = None,
+    after_start: bool = False,
+    before: Callable[[], object] | None = None,
 ) -> Iterator[list[str]]:
     """Makes every pool thread's ``start()`` raise ``error()`` (the next ``times`` only).
 
     With ``after_start`` the thread really starts first, as when Ctrl-C lands while
-    ``start()`` waits for the new thread to report in. Yields the names of the threads
-    whose start failed.
+    ``start()`` waits for the new thread to report in. ``before`` runs first, in the
+    starting thread, as another caller could between the pool's reservation of the thread
+    and its start. Yields the names of the threads whose start failed.
     """
     real_start = WorkerThread.start
     failed: list[str] = []
@@ -132,6 +137,8 @@ def failing_thread_starts(
         if not fail:
             real_start(thread)
             return
+        if before is not None:
+            before()
         if after_start:
             real_start(thread)
         raise error()
