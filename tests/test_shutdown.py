@@ -172,3 +172,15 @@ def test_counters_include_a_task_when_its_future_resolves(make_pool: PoolFactory
         stats = pool.stats()
         assert stats.completed == i + 1
         assert stats.submitted == stats.completed + stats.active + stats.queued
+
+
+def test_wait_true_right_after_a_submit_joins_the_thread_it_started(
+    make_pool: PoolFactory,
+) -> None:
+    """The thread a submit just started may not have reported in yet when the same thread
+    calls ``shutdown(wait=True)``: it must be waited for all the same."""
+    for n in range(50):
+        pool = make_pool(1, name=f"fresh-{n}")
+        pool.submit(int)
+        pool.shutdown(wait=True)
+        assert not [t for t in threads_named(pool.name) if t.is_alive()], n

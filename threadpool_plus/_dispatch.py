@@ -176,7 +176,7 @@ class Dispatch(PoolCore):
                         for w in self.workers
                         if w is not mine
                         and not w.joining
-                        and (w.checked_in or w.taken_back or w.launcher != ident)
+                        and (w.launched or w.checked_in or w.launcher != ident)
                     ]
                     seen.update(pending)
                     if any(w.taken_back for w in pending):  # start() was interrupted

@@ -217,6 +217,8 @@ class ThreadCore(Dispatch):
         except BaseException as error:
             self._launch_failed(worker, error)
             raise
+        finally:
+            worker.launched = True
 
     def _launch_all(self, workers: list[Worker]) -> None:
         """Launches every worker, even after one fails; then raises the first error."""

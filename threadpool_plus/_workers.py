@@ -78,6 +78,7 @@ class Worker:
         "first",
         "inbox",
         "joining",
+        "launched",
         "launcher",
         "taken_back",
         "thread",
@@ -94,6 +95,7 @@ class Worker:
         self.taken_back = False  # the launch failed: the thread, if any, must not work
         self.joining = False  # it runs a task that waits in shutdown(wait=True)
         self.launcher = threading.get_ident()  # the thread that must start this one
+        self.launched = False  # its start() returned; written and read by the launcher only
         self.thread = WorkerThread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
