@@ -72,24 +72,24 @@ def gil_enabled() -> bool:
     return True if check is None else check()
 
 
+def flavour() -> tuple[str, str]:
+    """(budget.json key suffix, header note) for this build and how it runs."""
+    if not gil_enabled():
+        return "t", ", free-threaded: the GIL is disabled"
+    if free_threaded_build():
+        return "t+gil", ", free-threaded build with the GIL enabled (PYTHON_GIL=1 or an extension)"
+    return "", ""
+
+
 def interpreter_key() -> str:
     """This interpreter's entry in budget.json: "3.11", "3.13t" (free-threaded, GIL off),
     or "3.13t+gil" (a free-threaded build that runs with the GIL turned back on)."""
-    key = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if not gil_enabled():
-        key += "t"
-    elif free_threaded_build():
-        key += "t+gil"
-    return key
+    return f"{sys.version_info[0]}.{sys.version_info[1]}{flavour()[0]}"
 
 
 def header() -> str:
-    line = f"Python {sys.version.split()[0]} ({platform.python_implementation()})"
-    if not gil_enabled():
-        line += ", free-threaded: the GIL is disabled"
-    elif free_threaded_build():
-        line += ", free-threaded build with the GIL enabled (PYTHON_GIL=1 or an extension)"
-    return line
+    python = f"Python {sys.version.split()[0]} ({platform.python_implementation()})"
+    return python + flavour()[1]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pytest
 from tests import _probe as probe
 from tests._support import Gate, threads_named, wait_until
 from tests.conftest import PoolFactory
-from threadpool_plus import PoolStats
+from threadpool_plus import PoolStats, ThreadPoolExecutor
 
 
 def cant_start() -> BaseException:
@@ -36,6 +36,28 @@ def assert_adds_up(stats: PoolStats) -> None:
 
 def settled(futures: list[Future[Any]]) -> bool:
     return all(f.done() for f in futures)
+
+
+def breaking_pool(
+    make_pool: PoolFactory, gate: Gate, tasks: int
+) -> tuple[ThreadPoolExecutor, list[Future[Any]]]:
+    """A pool whose initializer fails once ``gate`` opens, with ``tasks`` submitted."""
+
+    def init() -> None:
+        gate.wait()
+        raise OSError("no database")
+
+    pool = make_pool(1, initializer=init)
+    return pool, [pool.submit(pow, 2, n) for n in range(tasks)]
+
+
+def occupy(
+    pool: ThreadPoolExecutor, gate: Gate, queued: int
+) -> tuple[Future[Any], list[Future[Any]]]:
+    """Blocks the pool's only thread on ``gate`` and queues ``queued`` tasks behind it."""
+    busy = pool.submit(gate.wait, "busy")
+    gate.wait_entered(1)
+    return busy, [pool.submit(pow, 2, n) for n in range(queued)]
 
 
 # -- a thread that cannot start ----------------------------------------------------------
@@ -178,9 +200,7 @@ def test_a_callback_raising_systemexit_during_cancel_stops_no_settlement(
     make_pool: PoolFactory, gate: Gate
 ) -> None:
     pool = make_pool(1)
-    busy = pool.submit(gate.wait, "busy")
-    gate.wait_entered(1)
-    queued = [pool.submit(pow, 2, n) for n in range(3)]
+    busy, queued = occupy(pool, gate, queued=3)
 
     def exit_now(future: Future[Any]) -> None:
         raise SystemExit("from a callback")
@@ -201,12 +221,7 @@ def test_a_callback_raising_systemexit_during_cancel_stops_no_settlement(
 def test_a_callback_raising_keyboardinterrupt_when_the_pool_breaks_stops_nothing(
     make_pool: PoolFactory, gate: Gate, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def init() -> None:
-        gate.wait()
-        raise OSError("no database")
-
-    pool = make_pool(1, initializer=init)
-    futures = [pool.submit(pow, 2, n) for n in range(3)]
+    pool, futures = breaking_pool(make_pool, gate, tasks=3)
 
     def interrupt(future: Future[Any]) -> None:
         raise KeyboardInterrupt
@@ -277,9 +292,7 @@ def test_cancelling_a_queue_with_a_future_resolved_by_hand(
     make_pool: PoolFactory, gate: Gate
 ) -> None:
     pool = make_pool(1)
-    busy = pool.submit(gate.wait, "busy")
-    gate.wait_entered(1)
-    queued = [pool.submit(pow, 2, n) for n in range(3)]
+    busy, queued = occupy(pool, gate, queued=3)
     queued[1].set_result(-1)  # a user resolving it themselves
     pool.shutdown(wait=False, cancel_futures=True)
     assert [queued[0].cancelled(), queued[1].result(), queued[2].cancelled()] == [True, -1, True]
@@ -294,12 +307,7 @@ def test_cancelling_a_queue_with_a_future_resolved_by_hand(
 def test_a_broken_pool_with_a_future_resolved_by_hand_adds_up(
     make_pool: PoolFactory, gate: Gate
 ) -> None:
-    def init() -> None:
-        gate.wait()
-        raise OSError("no database")
-
-    pool = make_pool(1, initializer=init)
-    futures = [pool.submit(pow, 2, n) for n in range(3)]
+    pool, futures = breaking_pool(make_pool, gate, tasks=3)
     futures[2].set_result(-1)
     gate.open()
     wait_until(lambda: probe.is_broken(pool) and pool.stats().active == 0)
