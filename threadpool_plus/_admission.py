@@ -36,12 +36,13 @@ __all__ = ["Admission", "Waiter"]
 class Waiter:
     """A caller waiting for room, with the task it wants queued."""
 
-    __slots__ = ("admitted", "error", "item", "refused", "sleeper")
+    __slots__ = ("error", "item", "refused", "sleeper")
 
     def __init__(self, item: WorkItem) -> None:
         self.item = item
-        self.admitted = False  # guarded by the pool lock; set before sleeper is released
-        self.refused = False  # likewise: the pool closed while it waited
+        # Out of the line and not refused means admitted. Guarded by the pool lock, and
+        # set before the sleeper is released.
+        self.refused = False  # the pool closed (or could start no thread) while it waited
         self.error: BaseException | None = None  # raised instead of the pool's refusal
         self.sleeper = threading.Lock()
         self.sleeper.acquire()  # released by whoever admits or refuses this waiter
@@ -74,7 +75,6 @@ class Admission(Ledger):
             waiter = waiters.popleft()
             queue.append(waiter.item)
             self.submitted += 1
-            waiter.admitted = True
             waiter.sleeper.release()
 
     def _refuse_waiters(self, error: Callable[[], BaseException] | None = None) -> None:
