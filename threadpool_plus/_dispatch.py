@@ -36,6 +36,7 @@ class Dispatch(PoolCore):
 
     __slots__ = (
         "exit_sleepers",  # shutdown(wait=True) callers, woken when a thread exits
+        "exited",  # threads that left _run() once the pool closed: joined by shutdown
         "idle",  # idle workers, most recently idle last
         "idle_timeout",  # fixed at construction
         "max_workers",
@@ -46,6 +47,7 @@ class Dispatch(PoolCore):
 
     if TYPE_CHECKING:  # the types of the fields above
         exit_sleepers: list[threading.Lock]
+        exited: list[threading.Thread]
         idle: list[Worker]
         idle_timeout: float | None
         max_workers: int
@@ -145,8 +147,12 @@ class Dispatch(PoolCore):
     def _forget(self, worker: Worker) -> None:
         """Drops an exited thread from the books and wakes whoever waits for it. Lock held."""
         self.workers.discard(worker)
-        if not self.workers and self.refusal is not None:
-            self._advance(State.TERMINATED, self.refusal)
+        if self.refusal is not None:
+            # Its thread is still winding down: shutdown(wait=True) joins it. (Threads that
+            # retire from an open pool are nobody's to join, and are not kept.)
+            self.exited.append(worker.thread)
+            if not self.workers:
+                self._advance(State.TERMINATED, self.refusal)
         self._wake_joiners()
 
     def _wake_joiners(self) -> None:
@@ -162,7 +168,6 @@ class Dispatch(PoolCore):
         me = threading.current_thread()
         ident = get_ident()
         mine: Worker | None = None
-        seen: set[Worker] = set()
         limbo_until: float | None = None
         try:
             while True:
@@ -178,7 +183,6 @@ class Dispatch(PoolCore):
                         and not w.joining
                         and (w.launched or w.checked_in or w.launcher != ident)
                     ]
-                    seen.update(pending)
                     if any(w.taken_back for w in pending):  # start() was interrupted
                         now = monotonic()
                         limbo_until = limbo_until or now + _LIMBO_GRACE
@@ -197,9 +201,11 @@ class Dispatch(PoolCore):
             if mine is not None:
                 with self.guarded("shutdown"):
                     mine.joining = False
-        for worker in seen:  # they have left _run(): let their threads finish too
-            if worker.checked_in and worker.thread is not me:
-                worker.thread.join()
+        with self.guarded("shutdown"):
+            exited = list(self.exited)
+        for thread in exited:  # they have left _run(): let them finish altogether
+            if thread is not me:
+                thread.join()
 
     def _worker_of(self, thread: threading.Thread) -> Worker | None:
         for worker in self.workers:

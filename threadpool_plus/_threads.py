@@ -105,6 +105,7 @@ class ThreadCore(Dispatch):
         self.peak_workers = 0
         self.thread_number = 0  # the next thread's name suffix; never reused
         self.exit_sleepers: list[threading.Lock] = []  # shutdown(wait=True) callers
+        self.exited: list[threading.Thread] = []
         self.owner: weakref.ref[Any] | None = None  # the executor; abandon() when it dies
 
     # -- submitting -----------------------------------------------------------------------
@@ -345,6 +346,7 @@ class ThreadCore(Dispatch):
         self.queue.clear()
         self.waiters.clear()
         self.exit_sleepers = []
+        self.exited = []
         self.idle = [adopted] if adopted is not None and was_idle else []
         self.workers = set() if adopted is None else {adopted}
         self.nworkers = self.peak_workers = len(self.workers)
