@@ -36,7 +36,7 @@ class Dispatch(PoolCore):
 
     __slots__ = (
         "exit_sleepers",  # shutdown(wait=True) callers, woken when a thread exits
-        "exited",  # threads that left _run() once the pool closed: joined by shutdown
+        "exited",  # threads that left _run() once the pool closed, until shutdown joins them
         "idle",  # idle workers, most recently idle last
         "idle_timeout",  # fixed at construction
         "max_workers",
@@ -202,10 +202,13 @@ class Dispatch(PoolCore):
                 with self.guarded("shutdown"):
                     mine.joining = False
         with self.guarded("shutdown"):
-            exited = list(self.exited)
+            exited = [thread for thread in self.exited if thread is not me]
         for thread in exited:  # they have left _run(): let them finish altogether
-            if thread is not me:
-                thread.join()
+            thread.join()
+        with self.guarded("shutdown"):
+            # Joined: nobody needs them any more, and a pool that outlives its shutdown
+            # must not keep its dead threads' objects alive.
+            self.exited = [thread for thread in self.exited if thread not in exited]
 
     def _worker_of(self, thread: threading.Thread) -> Worker | None:
         for worker in self.workers:
