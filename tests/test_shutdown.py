@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from concurrent.futures import ALL_COMPLETED, Future, as_completed, wait
 
 import pytest
@@ -184,3 +186,14 @@ def test_wait_true_right_after_a_submit_joins_the_thread_it_started(
         pool.submit(int)
         pool.shutdown(wait=True)
         assert not [t for t in threads_named(pool.name) if t.is_alive()], n
+
+
+def test_a_shut_down_pool_keeps_no_dead_thread_alive(make_pool: PoolFactory) -> None:
+    """After ``shutdown(wait=True)`` the pool holds no reference to its exited threads (code
+    that counts live ``Thread`` objects, such as CPython's own tests, would see them)."""
+    pool = make_pool(3, min_workers=3, name="no-dead-threads")
+    threads = [weakref.ref(t) for t in threads_named(pool.name)]
+    assert len(threads) == 3
+    pool.shutdown(wait=True)
+    gc.collect()
+    assert [ref() for ref in threads] == [None, None, None]
