@@ -27,12 +27,14 @@ __all__ = [
     "State",
     "closed",
     "core_of",
+    "delayed_thread_runs",
     "failing_thread_starts",
     "holding_lock",
     "holding_registry_lock",
     "idle_thread_names",
     "idle_timeouts",
     "is_broken",
+    "joiners",
     "lock_held",
     "metrics",
     "signal_in_thread_start",
@@ -205,3 +207,28 @@ def signal_in_thread_start(signum: int = signal.SIGUSR1) -> Iterator[None]:
         yield
     finally:
         WorkerThread.start = real_start  # type: ignore[method-assign]
+
+
+def joiners(pool: ThreadPoolExecutor) -> int:
+    """How many ``shutdown(wait=True)`` callers wait for a thread to exit right now."""
+    core = pool._core
+    with core.lock:
+        return len(core.exit_sleepers)
+
+
+@contextmanager
+def delayed_thread_runs(release: threading.Event) -> Iterator[None]:
+    """New pool threads start (``start()`` returns) but wait for ``release`` before they
+    run any of the pool's code: the window in which a thread exists but has not reported
+    in, widened at will."""
+    real_run = WorkerThread.run
+
+    def run(thread: WorkerThread) -> None:
+        release.wait(10)
+        real_run(thread)
+
+    WorkerThread.run = run  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        WorkerThread.run = real_run  # type: ignore[method-assign]

@@ -181,11 +181,21 @@ def test_wait_true_right_after_a_submit_joins_the_thread_it_started(
 ) -> None:
     """The thread a submit just started may not have reported in yet when the same thread
     calls ``shutdown(wait=True)``: it must be waited for all the same."""
-    for n in range(50):
-        pool = make_pool(1, name=f"fresh-{n}")
-        pool.submit(int)
-        pool.shutdown(wait=True)
-        assert not [t for t in threads_named(pool.name) if t.is_alive()], n
+    pool = make_pool(1, name="fresh")
+    release = threading.Event()
+
+    def release_once_shutdown_waits() -> None:
+        wait_until(lambda: probe.joiners(pool) == 1)
+        release.set()
+
+    with probe.delayed_thread_runs(release):
+        future = pool.submit(pow, 2, 3)
+    helper = threading.Thread(target=release_once_shutdown_waits)
+    helper.start()
+    pool.shutdown(wait=True)
+    helper.join(5)
+    assert future.result(timeout=0) == 8
+    assert not [t for t in threads_named(pool.name) if t.is_alive()]
 
 
 def test_a_shut_down_pool_keeps_no_dead_thread_alive(make_pool: PoolFactory) -> None:
