@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 __all__ = [
     "check_count",
@@ -61,6 +61,8 @@ def default_max_workers() -> int:
 def check_limits(min_workers: object, max_workers: object) -> tuple[int, int]:
     """Validates a ``(min_workers, max_workers)`` pair; ``max_workers=None`` is the default."""
     low = check_count("min_workers", min_workers, minimum=0)
+    if isinstance(max_workers, float) and max_workers.is_integer():
+        max_workers = int(max_workers)  # the standard library takes 4.0 for 4
     if max_workers is None:
         # The default never contradicts an explicit min_workers.
         return low, max(default_max_workers(), low)
@@ -81,9 +83,12 @@ def check_initializer(
     """Validates ``initializer`` and ``initargs`` as the standard library would use them."""
     if initializer is not None and not callable(initializer):
         raise TypeError("initializer must be a callable")
-    if not isinstance(initargs, (tuple, list)):
-        raise TypeError(f"initargs must be a tuple, not {_type_name(initargs)}")
-    return initializer, tuple(initargs)
+    try:
+        args = tuple(cast("Iterable[Any]", initargs))  # a TypeError if it is not one
+    except TypeError:
+        # The standard library would only fail later, in every new thread.
+        raise TypeError(f"initargs must be an iterable, not {_type_name(initargs)}") from None
+    return initializer, args
 
 
 def check_name(name: str, value: object, *, allow_empty: bool) -> str:

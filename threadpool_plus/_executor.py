@@ -41,7 +41,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     Args:
         max_workers: The most threads run at once. ``None`` means the standard library's
             default for the running Python (or ``min_workers``, if that is larger).
-        thread_name_prefix: Threads are named ``<prefix or name>_<n>``.
+        thread_name_prefix: Threads are named ``<prefix or name>_<n>``; ``None`` is ``""``.
         initializer: Called with ``initargs`` once in every new thread. If it raises, the
             pool is broken: pending and later tasks fail with ``BrokenThreadPool``.
         initargs: Arguments for ``initializer``.
@@ -70,7 +70,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     def __init__(
         self,
         max_workers: int | None = None,
-        thread_name_prefix: str = "",
+        thread_name_prefix: str | None = "",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         *,
@@ -88,7 +88,8 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         capacity = check_count("max_queue_size", max_queue_size, minimum=0)
         self._submit_timeout = check_timeout("submit_timeout", submit_timeout, allow_zero=True)
         idle = check_timeout("idle_timeout", idle_timeout, allow_zero=False)
-        prefix = check_name("thread_name_prefix", thread_name_prefix, allow_empty=True)
+        # The standard library's parameters accept what it accepts: None means "".
+        prefix = check_name("thread_name_prefix", thread_name_prefix or "", allow_empty=True)
         init, args = check_initializer(initializer, initargs)
         history = check_count("failure_history", failure_history, minimum=0)
         if on_task_error is not None and not callable(on_task_error):

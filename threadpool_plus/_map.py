@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from time import monotonic
 from typing import Any, TypeVar
-
-from ._config import check_count, check_timeout
 
 __all__ = ["map_results"]
 
@@ -33,8 +32,13 @@ def map_results(
     """
     if not callable(fn):
         raise TypeError(f"map() needs a callable, not {type(fn).__name__}")
-    timeout = check_timeout("timeout", timeout, allow_zero=True)
-    check_count("chunksize", chunksize, minimum=1)  # accepted for parity, unused by threads
+    # As in the standard library: chunksize means nothing to threads, so any value goes,
+    # and a timeout that is negative has simply run out by the first result.
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+        if math.isnan(timeout):
+            raise ValueError("timeout must not be NaN")
     if buffersize is not None:
         if isinstance(buffersize, bool) or not isinstance(buffersize, int):
             raise TypeError("buffersize must be an integer or None")
