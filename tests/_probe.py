@@ -145,11 +145,8 @@ def failing_thread_starts(
             real_start(thread)
         raise error()
 
-    WorkerThread.start = start  # type: ignore[method-assign, assignment]
-    try:
+    with _worker_thread_method("start", start):
         yield failed
-    finally:
-        WorkerThread.start = real_start  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -202,11 +199,8 @@ def signal_in_thread_start(signum: int = signal.SIGUSR1) -> Iterator[None]:
         signal.raise_signal(signum)
         real_start(thread)
 
-    WorkerThread.start = start  # type: ignore[method-assign, assignment]
-    try:
+    with _worker_thread_method("start", start):
         yield
-    finally:
-        WorkerThread.start = real_start  # type: ignore[method-assign]
 
 
 def joiners(pool: ThreadPoolExecutor) -> int:
@@ -227,8 +221,18 @@ def delayed_thread_runs(release: threading.Event) -> Iterator[None]:
         release.wait(10)
         real_run(thread)
 
-    WorkerThread.run = run  # type: ignore[method-assign, assignment]
+    with _worker_thread_method("run", run):
+        yield
+
+
+@contextmanager
+def _worker_thread_method(
+    name: str, replacement: Callable[[WorkerThread], None]
+) -> Iterator[None]:
+    """Replaces a method of the pools' thread class for the duration of the block."""
+    real = getattr(WorkerThread, name)
+    setattr(WorkerThread, name, replacement)
     try:
         yield
     finally:
-        WorkerThread.run = real_run  # type: ignore[method-assign]
+        setattr(WorkerThread, name, real)
