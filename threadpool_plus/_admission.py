@@ -52,11 +52,13 @@ class Admission(Ledger):
     """The line of waiting callers: a layer of the pool core, guarded by its lock."""
 
     __slots__ = (
-        "main_waiting",  # written by the main thread only: it waits in _await_room
+        "main_waiting",  # written by the main thread only; set up in PoolCore._reset_sync
         "waiters",
     )
 
-    if TYPE_CHECKING:  # fields of the layer above
+    if TYPE_CHECKING:
+        main_waiting: bool  # the type of the slot above
+        # Fields of the layer above:
         queue: deque[WorkItem]
         capacity: int
 
@@ -65,7 +67,6 @@ class Admission(Ledger):
 
     def _open_admission(self) -> None:
         self.waiters: deque[Waiter] = deque()  # oldest first; guarded by the lock
-        self.main_waiting = False
 
     def _admit_waiters(self) -> None:
         """Moves the oldest waiters' tasks into the queue while it has room. Lock held."""

@@ -244,7 +244,7 @@ class Dispatch(PoolCore):
     def _fail_items(self, items: list[WorkItem]) -> list[TrackedFuture[Any]]:
         """Counts tasks that will never run as failed (or cancelled, if their caller got
         there first); returns the futures to fail once the lock is released. Lock held."""
-        futures, failed, cancelled = sort_unstarted(items, failing=True)
+        futures, failed, cancelled = sort_unstarted(items)
         self.failed += failed
         self.cancelled += cancelled
         return futures

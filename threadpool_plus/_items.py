@@ -2,9 +2,9 @@
 where a task that will never run is settled.
 
 Every path that gives up on accepted tasks (shutdown with ``cancel_futures``, a broken
-initializer, a thread that could not start and left no one to run them) goes through
-``sort_unstarted`` (under the pool's lock: it decides what each task counts as) and then
-``settle_unstarted`` (without the lock: it resolves the futures, which runs user callbacks).
+initializer, a thread that could not start and left no one to run them) settles them with
+``settle_unstarted``, without the lock (it resolves the futures, which runs user callbacks);
+the failing paths first let ``sort_unstarted`` decide, under the lock, what each counts as.
 Both cope with a future that its caller cancelled or resolved by hand while it waited, and a
 callback that raises ``BaseException`` stops nothing: every future is settled first, and the
 first such exception is handed back for the caller to raise or log.
@@ -46,21 +46,17 @@ ExitMessage = Literal[_Signal.EXIT]
 Message = Union[WorkItem, ExitMessage, None]
 
 
-def sort_unstarted(
-    items: Iterable[WorkItem], failing: bool
-) -> tuple[list[TrackedFuture[Any]], int, int]:
-    """Decides how tasks that will never run are counted. Pool lock held.
+def sort_unstarted(items: Iterable[WorkItem]) -> tuple[list[TrackedFuture[Any]], int, int]:
+    """Decides how tasks that must fail without running are counted (the pool broke, or no
+    thread could start). Pool lock held.
 
-    With ``failing`` (the pool broke, or no thread could start) a task fails, unless its
-    caller had cancelled it or resolved its future by hand: that one counts as cancelled.
-    Otherwise (a shutdown cancels the queue) every task counts as cancelled.
-
-    Returns the futures ``settle_unstarted`` must resolve, and the failed and cancelled
-    counts. No user code runs here: ``set_running_or_notify_cancel`` only wakes waiters.
+    A task fails, unless its caller had cancelled it or resolved its future by hand: that
+    one counts as cancelled. (A shutdown that cancels the queue needs no sorting: all of it
+    counts as cancelled.) Returns the futures ``settle_unstarted`` must fail, and the failed
+    and cancelled counts. No user code runs here: ``set_running_or_notify_cancel`` only
+    wakes waiters.
     """
     futures = [item[0] for item in items]
-    if not failing:
-        return futures, 0, len(futures)
     doomed = []
     for future in futures:
         if future.done() and not future.cancelled():

@@ -36,7 +36,7 @@ from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool
 from ._failures import TaskFailure
 from ._future import TrackedFuture
 from ._histogram import HistogramSnapshot
-from ._items import WorkItem, settle_unstarted, sort_unstarted
+from ._items import WorkItem, settle_unstarted
 from ._stats import PoolStats
 
 __all__ = ["PoolCore", "State"]
@@ -197,14 +197,13 @@ class PoolCore(Admission):
         """Closes admission; returns the futures of the queue if ``cancel``. Lock held."""
         self._advance(State.STOPPING if cancel else State.DRAINING, message)
         self._refuse_waiters()
-        doomed: list[WorkItem] = []
+        doomed: list[TrackedFuture[Any]] = []
         if cancel and self.queue:
-            doomed = list(self.queue)
+            doomed = [item[0] for item in self.queue]
             self.queue.clear()
+            self.cancelled += len(doomed)  # none of them ran, whatever their future says
         self._retire_idle()
-        futures, _, cancelled = sort_unstarted(doomed, failing=False)
-        self.cancelled += cancelled
-        return futures
+        return doomed
 
     # -- reading --------------------------------------------------------------------------
 
