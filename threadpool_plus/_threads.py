@@ -156,26 +156,28 @@ class ThreadCore(Dispatch):
         finally:
             if main:
                 self.main_in_lock = outer
-            if placed.__class__ is Worker:
-                self._launch(placed)
-        if placed.__class__ is Waiter:
-            placed = self._await_room(placed, timeout, main)
-        if placed is not False:
-            if convoy:
-                # Break a lock convoy. Under the GIL, a thread that blocked on this lock gets
-                # it back without the GIL and holds it while it waits for the GIL; the worker
-                # holding the GIL then blocks on the lock in turn, and from there the two
-                # hand over both on every task (measured on 3.11 with one worker: 0.6x the
-                # stdlib's no-op throughput in half the runs). Yielding lets the worker run
-                # its critical sections alone for a while.
-                sleep(0)
-            return future
-        if self.yield_gil:
-            # Rejected. A caller that retries at once spins in pure Python and keeps the GIL
-            # from the workers, whose progress is the only thing that makes room: on 3.14,
-            # four such producers let four workers finish 150 1-ms tasks/s, not 4,000.
+            if placed is not True and placed.__class__ is Worker:
+                self._launch(placed)  # in a finally: an interrupt cannot strand it
+        if placed is not True:  # off the common path: a new thread, a wait, a rejection
+            if placed.__class__ is Waiter:
+                placed = self._await_room(placed, timeout, main)
+            if placed is False:
+                if self.yield_gil:
+                    # Rejected. A caller that retries at once spins in pure Python and keeps
+                    # the GIL from the workers, whose progress is the only thing that makes
+                    # room: on 3.14, four such producers let four workers finish 150 1-ms
+                    # tasks/s, not 4,000.
+                    sleep(0)
+                raise PoolOverloaded(self.name, self.capacity)  # built outside the lock
+        if convoy:
+            # Break a lock convoy. Under the GIL, a thread that blocked on this lock gets it
+            # back without the GIL and holds it while it waits for the GIL; the worker
+            # holding the GIL then blocks on the lock in turn, and from there the two hand
+            # over both on every task (measured on 3.11 with one worker: 0.6x the stdlib's
+            # no-op throughput in half the runs). Yielding lets the worker run its critical
+            # sections alone for a while.
             sleep(0)
-        raise PoolOverloaded(self.name, self.capacity)  # built outside the lock
+        return future
 
     def _place(self, item: WorkItem, timeout: float | None) -> Worker | Waiter | bool:
         """Where a task goes when no thread is idle and the fast path had no room. Lock held.
