@@ -12,6 +12,11 @@ its task was admitted first (then the task runs, as in the standard pool).
 Invariant (under the lock): ``waiters`` is non-empty only while the queue is full, so the
 submit fast path, which never looks at ``waiters``, cannot overtake anyone.
 
+``map`` waits for room whatever ``submit_timeout`` says (it never raises
+``PoolOverloaded``), yet schedules through ``self.submit`` so that whatever wraps or overrides
+``submit`` sees its tasks. It marks the calling thread with ``map_scope`` around each call;
+only the full-pool path reads the mark, so a task placed at once never pays for it.
+
 The waiter sleeps on its own lock with the pool's lock released and the main thread's
 "inside a critical section" flag cleared, so a signal handler may use the pool meanwhile.
 """
@@ -30,16 +35,35 @@ from ._ledger import Ledger
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-__all__ = ["Admission", "Waiter"]
+__all__ = ["TRY_ONLY", "Admission", "Waiter", "map_scope"]
+
+# The timeout ``try_submit`` passes: no wait, not even inside ``map`` (see ``patience``).
+TRY_ONLY = -1.0
+
+
+class _MapScope(threading.local):
+    waits = False  # this thread is inside map(): submit waits for room, however configured
+
+
+map_scope = _MapScope()
+
+
+def patience(timeout: float | None) -> float | None:
+    """How long a caller that found the pool full waits for room: ``None`` for good, 0 not
+    at all. ``timeout`` is the pool's ``submit_timeout``, or ``TRY_ONLY``."""
+    if timeout is not None and timeout < 0:
+        return 0
+    return None if map_scope.waits else timeout
 
 
 class Waiter:
     """A caller waiting for room, with the task it wants queued."""
 
-    __slots__ = ("error", "item", "refused", "sleeper")
+    __slots__ = ("error", "item", "refused", "sleeper", "timeout")
 
-    def __init__(self, item: WorkItem) -> None:
+    def __init__(self, item: WorkItem, timeout: float | None) -> None:
         self.item = item
+        self.timeout = timeout  # how long it waits; None: as long as it takes
         # Out of the line and not refused means admitted. Guarded by the pool lock, and
         # set before the sleeper is released.
         self.refused = False  # the pool closed (or could start no thread) while it waited
@@ -95,9 +119,9 @@ class Admission(Ledger):
             return False
         return True
 
-    def _await_room(self, waiter: Waiter, timeout: float | None, main: bool) -> bool:
+    def _await_room(self, waiter: Waiter, main: bool) -> bool:
         """Blocks, without the lock, until ``waiter`` is admitted (True), refused (raises
-        the refusal) or ``timeout`` runs out (False, counted as rejected).
+        the refusal) or its timeout runs out (False, counted as rejected).
 
         ``main``: the caller is the main thread, whose signal handlers may run while it
         waits here; ``main_waiting`` tells them (see ``PoolCore.shutdown``).
@@ -105,7 +129,7 @@ class Admission(Ledger):
         if main:
             outer, self.main_waiting = self.main_waiting, True
         try:
-            woken = sleep_until_released(waiter.sleeper, timeout)
+            woken = sleep_until_released(waiter.sleeper, waiter.timeout)
         except BaseException:  # interrupted: leave the line, unless admitted already
             with self.guarded("submit"):
                 self._withdraw(waiter)

@@ -10,6 +10,8 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from ._admission import TRY_ONLY, map_scope
+from ._compat import StandardNames, wrap_like_standard_submit
 from ._config import (
     check_count,
     check_initializer,
@@ -32,11 +34,13 @@ T = TypeVar("T")
 _pool_numbers = itertools.count()
 
 
-class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
+# The ignore: StandardNames turns the standard pool's private attributes into read-only views.
+class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor):  # type: ignore[misc,override]
     """A thread pool with bounded admission, scaling, exact counters and drain shutdown.
 
     It subclasses ``concurrent.futures.ThreadPoolExecutor`` for type identity only (so
-    ``asyncio`` accepts it as an executor) and shares none of its internals.
+    ``asyncio`` accepts it as an executor) and shares none of its internals; the private
+    names that real code reads on the standard pool are views of its own state (``_compat``).
 
     Args:
         max_workers: The most threads run at once. ``None`` means the standard library's
@@ -117,21 +121,13 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         # The weakref lives on the core, not here: a weakref that dies in the same cyclic
         # collection as its referent never calls back.
         core.owner = weakref.ref(self, lambda _: core.abandon())
+        wrap_like_standard_submit(self)  # tracing installed on the standard pool's submit
         core.start_min_workers()
 
     @property
     def name(self) -> str:
         """The pool's name, as used in thread names, logs, errors and metrics."""
         return self._core.name
-
-    @property
-    def _max_workers(self) -> int:
-        # Third-party code reads this private name of the standard pool.
-        return self._core.limits()[1]
-
-    @_max_workers.setter
-    def _max_workers(self, value: int) -> None:
-        self.resize(max_workers=value)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedules ``fn(*args, **kwargs)`` and returns its future.
@@ -160,7 +156,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         """
         if not callable(fn):
             raise TypeError(f"try_submit() needs a callable, not {type(fn).__name__}")
-        return self._core.submit(fn, args, kwargs, 0)
+        return self._core.submit(fn, args, kwargs, TRY_ONLY)
 
     def map(
         self,
@@ -190,9 +186,16 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         """
 
         def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
-            # Through self, not self._core: a lazy map keeps its pool alive until the
-            # input is exhausted, instead of finding it collected half-way.
-            return self._core.submit(fn, args, {}, None)
+            # Through self.submit, as the standard library does, so that a subclass or a
+            # wrapper of submit (tqdm's progress bar, OpenTelemetry's context) sees every
+            # task; map_scope makes it wait for room rather than raise PoolOverloaded.
+            # (Holding self also keeps the pool alive as long as a lazy map needs it.)
+            scope = map_scope
+            outer, scope.waits = scope.waits, True
+            try:
+                return self.submit(fn, *args)
+            finally:
+                scope.waits = outer
 
         return map_results(submit, fn, iterables, timeout, chunksize, buffersize)
 

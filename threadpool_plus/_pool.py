@@ -65,6 +65,7 @@ class PoolCore(Admission):
         "name",
         "queue",
         "refusal",
+        "shut_down",
         "state",
     )
 
@@ -76,6 +77,7 @@ class PoolCore(Admission):
         self.state = State.OPEN
         self.refusal: str | None = None  # why new work is refused; see the module notes
         self.broken = False  # an initializer failed: refusals are BrokenThreadPool
+        self.shut_down = False  # shutdown was asked for (the standard pool's _shutdown)
         self.queue: deque[WorkItem] = deque()  # accepted, not started; FIFO
         self.active = 0  # tasks handed to a runner and not yet counted as done
         self._open_admission()
@@ -186,6 +188,7 @@ class PoolCore(Admission):
         # another thread wait for the lock to do the rest.
         if self.refusal is None:
             self.refusal = message
+        self.shut_down = True  # like refusal: a plain store, read without the lock
         threading.Thread(
             target=self.shutdown,
             kwargs={"wait": False, "cancel": cancel, "message": message},
@@ -195,6 +198,7 @@ class PoolCore(Admission):
 
     def _close(self, cancel: bool, message: str) -> list[TrackedFuture[Any]]:
         """Closes admission; returns the futures of the queue if ``cancel``. Lock held."""
+        self.shut_down = True
         self._advance(State.STOPPING if cancel else State.DRAINING, message)
         self._refuse_waiters()
         doomed: list[TrackedFuture[Any]] = []

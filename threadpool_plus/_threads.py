@@ -39,7 +39,7 @@ from threading import get_ident
 from time import perf_counter, sleep
 from typing import Any
 
-from ._admission import Waiter
+from ._admission import Waiter, patience
 from ._config import check_order
 from ._dispatch import Dispatch
 from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded
@@ -117,7 +117,8 @@ class ThreadCore(Dispatch):
         kwargs: dict[str, Any],
         timeout: float | None,
     ) -> Future[Any]:
-        """Accepts a task or raises; ``timeout`` is how long to wait for room."""
+        """Accepts a task or raises. ``timeout``: how long to wait for room, as
+        ``submit_timeout`` says, or ``TRY_ONLY`` (see ``_admission.patience``)."""
         future: TrackedFuture[Any] = TrackedFuture()
         item = (future, fn, args, kwargs, perf_counter())
         main = get_ident() == self.main_ident
@@ -160,7 +161,7 @@ class ThreadCore(Dispatch):
                 self._launch(placed)  # in a finally: an interrupt cannot strand it
         if placed is not True:  # off the common path: a new thread, a wait, a rejection
             if placed.__class__ is Waiter:
-                placed = self._await_room(placed, timeout, main)
+                placed = self._await_room(placed, main)
             if placed is False:
                 if self.yield_gil:
                     # Rejected. A caller that retries at once spins in pure Python and keeps
@@ -190,10 +191,11 @@ class ThreadCore(Dispatch):
             self.active += 1
             self.submitted += 1
             return worker
+        timeout = patience(timeout)
         if timeout == 0:
             self.rejected += 1
             return False
-        waiter = Waiter(item)
+        waiter = Waiter(item, timeout)
         self.waiters.append(waiter)
         return waiter
 
@@ -333,6 +335,11 @@ class ThreadCore(Dispatch):
             self.max_workers,
             self.peak_workers,
         )
+
+    def threads(self) -> frozenset[threading.Thread]:
+        """The pool's threads that have started and not yet left it."""
+        with self.guarded("_threads"):
+            return frozenset(w.thread for w in self.workers if w.thread.ident is not None)
 
     def after_fork_in_child(self) -> None:
         """Makes the pool usable in a forked child, whose only thread is the forker.
