@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,prometheus]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,prometheus,integration]'
 	touch $(STAMP)
 
 test: lint typecheck pytest
@@ -21,8 +21,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict
 
+# Here the real-library tests must run: a missing library fails them instead of skipping.
 pytest: $(STAMP) prometheus-tools
-	$(BIN)/python -m pytest
+	THREADPOOL_PLUS_INTEGRATION=required $(BIN)/python -m pytest
 
 # The Prometheus integration test needs a real server and promtool: Debian's package,
 # installed when missing and possible (CI runs as root). Otherwise that test skips.
