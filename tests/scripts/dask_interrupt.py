@@ -114,9 +114,10 @@ def run(moment: str) -> None:
 def where(frames: traceback.StackSummary) -> str:
     """Where, in the main thread, the KeyboardInterrupt was raised."""
     names = {(frame.name, Path(frame.filename).name) for frame in frames}
-    if ("start", "threading.py") in names and any(
-        frame.name == "submit" and "threadpool_plus" in frame.filename for frame in frames
-    ):
+    # The signal is sent while the main thread is inside Thread.start(); it is handled at
+    # the next check of the interpreter, which without the GIL may come a little later, in
+    # the next submit (reserving its thread). Either way inside the pool's submit.
+    if any(frame.name == "submit" and "threadpool_plus" in frame.filename for frame in frames):
         return "the pool's submit, starting a thread"
     if ("get", "queue.py") in names:
         return "dask's wait for results"
