@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from ._admission import TRY_ONLY, map_scope
+from ._admission import TRY_ONLY
 from ._compat import StandardNames, wrap_like_standard_submit
 from ._config import (
     check_count,
@@ -21,7 +21,16 @@ from ._config import (
 )
 from ._failures import TaskFailure
 from ._histogram import check_buckets
-from ._map import map_results
+from ._map import map_results, waiting_for_room
+from ._options import (
+    ContextMode,
+    ContextOption,
+    TaskOptions,
+    check_context,
+    check_context_mode,
+    check_task_name,
+    copying_submit,
+)
 from ._process import track
 from ._stats import PoolStats
 from ._threads import ThreadCore
@@ -65,6 +74,9 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             logged and the worker carries on.
         histogram_buckets: Upper bounds, in seconds, of the buckets of the queue-wait
             and run-time histograms; ``None`` spans 10 microseconds to 5 minutes.
+        context: "thread" runs tasks in the worker thread's own context, as the standard
+            library does (threads start with an empty one); "copy" runs each task in a copy
+            of its submitter's context, taken at submission.
 
     Raises:
         ValueError: A limit or timeout is out of range.
@@ -86,6 +98,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         failure_history: int = 100,
         on_task_error: Callable[[TaskFailure], object] | None = None,
         histogram_buckets: Sequence[float] | None = None,
+        context: ContextMode = "thread",
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
         low, high = check_limits(min_workers, max_workers)
@@ -99,6 +112,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         if on_task_error is not None and not callable(on_task_error):
             raise TypeError("on_task_error must be a callable or None")
         buckets = check_buckets(histogram_buckets)
+        self._context: ContextMode = check_context_mode(context)
         if name is None:
             name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
         else:
@@ -117,6 +131,9 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             histogram_buckets=buckets,
         )
         track(core)
+        # What submit and try_submit hand a task to: the core itself, unless every task
+        # needs a Task around it (context="copy"). Decided once, so the default pays nothing.
+        self._submit = core.submit if self._context == "thread" else copying_submit(core.submit)
         # When this object is collected without shutdown(), the threads drain and exit.
         # The weakref lives on the core, not here: a weakref that dies in the same cyclic
         # collection as its referent never calls back.
@@ -128,6 +145,30 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
     def name(self) -> str:
         """The pool's name, as used in thread names, logs, errors and metrics."""
         return self._core.name
+
+    @property
+    def context(self) -> ContextMode:
+        """Where tasks run by default: "thread" (the worker's context) or "copy"."""
+        return self._context
+
+    def options(
+        self, *, context: ContextOption | None = None, name: str | None = None
+    ) -> TaskOptions:
+        """Returns a view of this pool whose ``submit``, ``try_submit`` and ``map`` apply
+        these options to each task; the pool (threads, queue, counters) is shared.
+
+        Args:
+            context: "thread" runs the task in the worker thread's context, "copy" in a copy
+                of the submitter's context taken at submission; a ``contextvars.Context``
+                runs it in a copy of that context. ``None``: the pool's ``context``.
+            name: The task's name in ``TaskFailure.task`` and in log records; ``None``: the
+                callable's qualified name.
+
+        Raises:
+            ValueError: An unknown ``context`` string, or an empty ``name``.
+            TypeError: A value of the wrong type.
+        """
+        return TaskOptions(self, check_context(context), check_task_name(name))
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedules ``fn(*args, **kwargs)`` and returns its future.
@@ -143,7 +184,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         """
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, not {type(fn).__name__}")
-        return self._core.submit(fn, args, kwargs, self._submit_timeout)
+        return self._submit(fn, args, kwargs, self._submit_timeout)
 
     def try_submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Like ``submit``, but never waits: ``PoolOverloaded`` at once if there is no room.
@@ -156,7 +197,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         """
         if not callable(fn):
             raise TypeError(f"try_submit() needs a callable, not {type(fn).__name__}")
-        return self._core.submit(fn, args, kwargs, TRY_ONLY)
+        return self._submit(fn, args, kwargs, TRY_ONLY)
 
     def map(
         self,
@@ -185,19 +226,13 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             RuntimeError: The pool has been shut down.
         """
 
+        # Through self.submit, as the standard library does, so that a subclass or a
+        # wrapper of submit (tqdm's progress bar, OpenTelemetry's context) sees every task.
+        # (Holding self also keeps the pool alive as long as a lazy map needs it.)
         def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
-            # Through self.submit, as the standard library does, so that a subclass or a
-            # wrapper of submit (tqdm's progress bar, OpenTelemetry's context) sees every
-            # task; map_scope makes it wait for room rather than raise PoolOverloaded.
-            # (Holding self also keeps the pool alive as long as a lazy map needs it.)
-            scope = map_scope
-            outer, scope.waits = scope.waits, True
-            try:
-                return self.submit(fn, *args)
-            finally:
-                scope.waits = outer
+            return self.submit(fn, *args)  # looked up per item, as the standard map does
 
-        return map_results(submit, fn, iterables, timeout, chunksize, buffersize)
+        return map_results(waiting_for_room(submit), fn, iterables, timeout, chunksize, buffersize)
 
     def shutdown(
         self, wait: bool = True, *, cancel_futures: bool = False, drain: bool = True

@@ -24,6 +24,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from ._task import Task
+
 __all__ = [
     "Observation",
     "TaskFailure",
@@ -60,7 +62,10 @@ class TaskFailure:
 
 
 def task_name(fn: Callable[..., Any]) -> str:
-    """The qualified name of a callable, for records and logs (never its arguments)."""
+    """A task's name, else the qualified name of a callable, for records and logs (never
+    its arguments)."""
+    if isinstance(fn, Task):
+        return fn.name or task_name(fn.fn)
     if isinstance(fn, functools.partial):
         return f"partial({task_name(fn.func)})"
     name = getattr(fn, "__qualname__", None)

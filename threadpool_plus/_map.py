@@ -10,9 +10,27 @@ from concurrent.futures import Future
 from time import monotonic
 from typing import Any, TypeVar
 
-__all__ = ["map_results"]
+from ._admission import map_scope
+
+__all__ = ["map_results", "waiting_for_room"]
 
 T = TypeVar("T")
+
+
+def waiting_for_room(submit: Callable[..., Future[T]]) -> Callable[..., Future[T]]:
+    """``submit`` made to wait for room in a full pool, whatever ``submit_timeout`` says,
+    as ``map`` must (it never raises ``PoolOverloaded``). ``submit`` is the pool's own, so
+    whatever wraps or overrides it sees every item (see ``_admission.map_scope``)."""
+
+    def submit_waiting(fn: Callable[..., T], *args: Any) -> Future[T]:
+        scope = map_scope
+        outer, scope.waits = scope.waits, True
+        try:
+            return submit(fn, *args)
+        finally:
+            scope.waits = outer
+
+    return submit_waiting
 
 
 def map_results(

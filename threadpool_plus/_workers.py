@@ -20,6 +20,8 @@ The loop's ordering rules:
 
 from __future__ import annotations
 
+import contextvars
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 from ._failures import TaskFailure, describe, log_extra, logger
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, ExitMessage, Message, WorkItem
+from ._task import Task
 
 __all__ = ["Worker", "WorkerHost", "WorkerThread"]
 
@@ -64,6 +67,16 @@ class WorkerHost(Protocol):
         """Called last by a thread that checked in, as it exits."""
 
 
+def _fresh_context() -> dict[str, Any]:
+    """Thread arguments that start a thread in an empty context. Python 3.14 can start a
+    thread in a copy of its starter's context (``thread_inherit_context``, on by default on
+    free-threaded builds): a worker would then pin, and show every task, the context of
+    whichever caller happened to start it. Before 3.14 every thread starts empty."""
+    if sys.version_info >= (3, 14):
+        return {"context": contextvars.Context()}
+    return {}
+
+
 class WorkerThread(threading.Thread):
     """A pool's thread. A class of its own so that the fault-injection tests can make its
     ``start()`` fail the way a real one does, without touching anything else."""
@@ -96,7 +109,7 @@ class Worker:
         self.joining = False  # it runs a task that waits in shutdown(wait=True)
         self.launcher = threading.get_ident()  # the thread that must start this one
         self.launched = False  # its start() returned; written and read by the launcher only
-        self.thread = WorkerThread(target=self._run, name=name, daemon=True)
+        self.thread = WorkerThread(target=self._run, name=name, daemon=True, **_fresh_context())
 
     def _run(self) -> None:
         core = self.core
@@ -169,7 +182,10 @@ class Worker:
         # and this frame is alive and would show whatever the worker runs next.
         traceback = exc.__traceback__
         if traceback is not None and traceback.tb_next is not None:
-            exc.__traceback__ = traceback.tb_next
+            traceback = traceback.tb_next
+            if fn.__class__ is Task and traceback.tb_next is not None:  # Task.__call__ too
+                traceback = traceback.tb_next
+            exc.__traceback__ = traceback
         return describe(fn, exc, self.thread.name, time() - duration, duration)
 
     def _fail(self, future: TrackedFuture[Any], exc: BaseException, failure: TaskFailure) -> None:
