@@ -105,6 +105,20 @@ def holding_lock(pool: ThreadPoolExecutor) -> Iterator[None]:
 
 
 @contextmanager
+def deadline_watcher_stalled(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """Keeps the pool's deadline watcher from acting (as a busy machine would delay it):
+    holds its lock, so it can neither look at its deadlines nor expire anything."""
+    with pool._core.deadlines._lock:
+        yield
+
+
+def deadline_thread(pool: ThreadPoolExecutor) -> threading.Thread | None:
+    """The pool's deadline watcher thread, if one runs."""
+    with pool._core.deadlines._lock:
+        return pool._core.deadlines._thread
+
+
+@contextmanager
 def holding_registry_lock() -> Iterator[None]:
     """Holds the lock of the process-wide pool registry (the exit and fork hooks' list), as
     a thread creating a pool would at an unlucky moment."""

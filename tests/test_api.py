@@ -18,9 +18,14 @@ def test_exported_names_are_pinned() -> None:
     assert sorted(threadpool_plus.__all__) == [
         "PoolOverloaded",
         "PoolStats",
+        "TaskCancelled",
         "TaskFailure",
+        "TaskHandle",
+        "TaskOptions",
+        "TaskTimeout",
         "ThreadPoolExecutor",
         "__version__",
+        "current_task",
     ]
     for name in threadpool_plus.__all__:
         assert hasattr(threadpool_plus, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import urllib.request
 
 import pytest
@@ -12,9 +13,9 @@ pytest.importorskip("prometheus_client")
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests._support import Gate
+from tests._support import DEADLINE, Gate, wait_until
 from tests.conftest import PoolFactory
-from threadpool_plus import PoolOverloaded, ThreadPoolExecutor
+from threadpool_plus import PoolOverloaded, TaskTimeout, ThreadPoolExecutor
 from threadpool_plus.prometheus import PoolCollector, serve_metrics
 
 FAMILIES = {
@@ -22,11 +23,13 @@ FAMILIES = {
     "threadpool_tasks_completed": "counter",
     "threadpool_tasks_failed": "counter",
     "threadpool_tasks_cancelled": "counter",
+    "threadpool_tasks_expired": "counter",
     "threadpool_tasks_rejected": "counter",
     "threadpool_workers": "gauge",
     "threadpool_idle_workers": "gauge",
     "threadpool_busy_workers": "gauge",
     "threadpool_active_tasks": "gauge",
+    "threadpool_overrunning_tasks": "gauge",
     "threadpool_queued_tasks": "gauge",
     "threadpool_queue_capacity": "gauge",
     "threadpool_min_workers": "gauge",
@@ -81,11 +84,13 @@ def test_values_match_stats(make_pool: PoolFactory, gate: Gate) -> None:
         "threadpool_tasks_completed_total": stats.completed,
         "threadpool_tasks_failed_total": stats.failed,
         "threadpool_tasks_cancelled_total": stats.cancelled,
+        "threadpool_tasks_expired_total": stats.expired,
         "threadpool_tasks_rejected_total": stats.rejected,
         "threadpool_workers": stats.workers,
         "threadpool_idle_workers": stats.idle_workers,
         "threadpool_busy_workers": stats.busy_workers,
         "threadpool_active_tasks": stats.active,
+        "threadpool_overrunning_tasks": stats.overrunning,
         "threadpool_queued_tasks": stats.queued,
         "threadpool_queue_capacity": 1,
         "threadpool_min_workers": 1,
@@ -99,6 +104,71 @@ def test_values_match_stats(make_pool: PoolFactory, gate: Gate) -> None:
     gate.open()
     blocker.result()
     queued.result()
+
+
+def test_expired_and_overrunning_tasks_are_exported(make_pool: PoolFactory, gate: Gate) -> None:
+    pool = make_pool(1, name="deadlines")
+    registry = CollectorRegistry()
+    PoolCollector(pool, registry=registry)
+
+    def exported(*names: str) -> tuple[float, ...]:
+        values = scrape(registry)
+        return tuple(values[(name, "deadlines")] for name in names)
+
+    def balanced() -> bool:
+        """submitted == completed + failed + cancelled + expired + active + queued."""
+        submitted, *parts = exported(
+            "threadpool_tasks_submitted_total",
+            "threadpool_tasks_completed_total",
+            "threadpool_tasks_failed_total",
+            "threadpool_tasks_cancelled_total",
+            "threadpool_tasks_expired_total",
+            "threadpool_active_tasks",
+            "threadpool_queued_tasks",
+        )
+        return submitted == sum(parts)
+
+    watched = ("threadpool_tasks_expired_total", "threadpool_overrunning_tasks")
+    ran: list[int] = []
+
+    # Queued behind a blocked thread past its deadline: it expires without running.
+    blocker = pool.submit(gate.wait)
+    gate.wait_entered(1)
+    late = pool.options(timeout=0.2).submit(ran.append, 1)
+    with pytest.raises(TaskTimeout):
+        late.result(timeout=DEADLINE)
+    assert exported(*watched, "threadpool_queued_tasks", "threadpool_active_tasks") == (1, 0, 0, 1)
+    assert balanced()
+    gate.open()
+    blocker.result(timeout=DEADLINE)
+
+    # Running past its deadline: its future fails, its thread still runs it (overrunning,
+    # and active), until it returns and counts as expired.
+    release = threading.Event()
+    try:
+        overrun = pool.options(timeout=0.2).submit(release.wait, DEADLINE)
+        with pytest.raises(TaskTimeout):
+            overrun.result(timeout=DEADLINE)
+        assert exported(*watched, "threadpool_active_tasks") == (1, 1, 1)
+        assert balanced()
+    finally:
+        release.set()
+    wait_until(lambda: exported("threadpool_active_tasks") == (0,))
+    assert exported(*watched) == (2, 0)
+    assert balanced()
+    assert ran == []
+    with pytest.raises(TaskTimeout):
+        overrun.result()  # its late result is discarded
+
+    # Neither is a completion or a failure, nor observed by the histograms.
+    stats = pool.stats()
+    assert (stats.completed, stats.failed, stats.expired, stats.overrunning) == (1, 0, 2, 0)
+    assert exported(
+        "threadpool_tasks_completed_total",
+        "threadpool_tasks_failed_total",
+        "threadpool_task_run_seconds_count",
+        "threadpool_task_queue_wait_seconds_count",
+    ) == (1, 0, 1, 1)
 
 
 def test_one_collector_serves_several_pools(make_pool: PoolFactory) -> None:

@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -37,8 +38,8 @@ pytest.importorskip("prometheus_client")
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests._support import Gate, threads_named, wait_until
-from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor
+from tests._support import DEADLINE, Gate, threads_named, wait_until
+from threadpool_plus import PoolOverloaded, PoolStats, TaskTimeout, ThreadPoolExecutor
 from threadpool_plus.prometheus import MetricsServer, PoolCollector, serve_metrics
 
 POOL = "integration"
@@ -51,6 +52,7 @@ COUNTERS = {
     "threadpool_tasks_completed_total": "completed",
     "threadpool_tasks_failed_total": "failed",
     "threadpool_tasks_cancelled_total": "cancelled",
+    "threadpool_tasks_expired_total": "expired",
     "threadpool_tasks_rejected_total": "rejected",
 }
 GAUGES = {
@@ -58,6 +60,7 @@ GAUGES = {
     "threadpool_idle_workers": "idle_workers",
     "threadpool_busy_workers": "busy_workers",
     "threadpool_active_tasks": "active",
+    "threadpool_overrunning_tasks": "overrunning",
     "threadpool_queued_tasks": "queued",
     "threadpool_queue_capacity": "queue_capacity",
     "threadpool_min_workers": "min_workers",
@@ -125,13 +128,18 @@ def quiescent(pool: ThreadPoolExecutor) -> bool:
 
 
 def run_mixed_workload(pool: ThreadPoolExecutor, gate: Gate) -> None:
-    """Leaves every counter non-zero: tasks complete, fail, get rejected and cancelled."""
+    """Leaves every counter non-zero: tasks complete, fail, get rejected, cancelled and
+    expired (one in the queue, one after overrunning its deadline)."""
     assert [pool.submit(pow, 2, n).result() for n in range(5)] == [1, 2, 4, 8, 16]
     for future in [pool.submit(fail, n) for n in range(3)]:
         assert isinstance(future.exception(), ValueError)
-    # Both threads block on the gate and the queue fills: now every submission is refused.
+    # Both threads block on the gate; a task queued behind them expires at its deadline.
     blocked = [pool.submit(gate.wait, n) for n in range(2)]
     gate.wait_entered(2)
+    late = pool.options(timeout=0.2).submit(pow, 5, 0)
+    with pytest.raises(TaskTimeout):
+        late.result(timeout=DEADLINE)
+    # The queue fills: now every submission is refused.
     queued = [pool.submit(pow, 3, n) for n in range(2)]
     with pytest.raises(PoolOverloaded):
         pool.submit(pow, 4, 0)
@@ -142,10 +150,20 @@ def run_mixed_workload(pool: ThreadPoolExecutor, gate: Gate) -> None:
     assert all(future.cancel() for future in queued)
     gate.open()
     assert [future.result() for future in blocked] == [0, 1]
+    # A task runs past its deadline: overrunning until it returns, then expired.
+    release = threading.Event()
+    try:
+        overrun = pool.options(timeout=0.2).submit(release.wait, DEADLINE)
+        with pytest.raises(TaskTimeout):
+            overrun.result(timeout=DEADLINE)
+        assert pool.stats().overrunning == 1
+    finally:
+        release.set()
     wait_until(lambda: quiescent(pool))
     stats = pool.stats()
-    assert (stats.submitted, stats.completed, stats.failed) == (12, 7, 3)
+    assert (stats.submitted, stats.completed, stats.failed) == (14, 7, 3)
     assert (stats.cancelled, stats.rejected, stats.peak_workers) == (2, 3, 2)
+    assert (stats.expired, stats.overrunning) == (2, 0)
 
 
 def keep_busy(pool: ThreadPoolExecutor, until: Callable[[], bool], timeout: float) -> None:
@@ -497,8 +515,14 @@ def test_dashboard_is_well_formed() -> None:
         "Rejections per second",
         "Task run time (p50 / p95 / p99)",
         "Queue wait (p50 / p95 / p99)",
+        "Expirations per second",
+        "Overrunning tasks",
     ):
         assert wanted in titles
+    # Every counter, and the overrunning gauge, is on the dashboard.
+    exprs = " ".join(target["expr"] for _, target in targets)
+    for family in [*COUNTERS, "threadpool_overrunning_tasks"]:
+        assert f"{family}{{" in exprs, family
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
 """A property-based state machine over small pools.
 
-Hypothesis drives submit, try_submit, failing tasks, caller cancellation, the release of
-gated tasks, resize, thread starts that fail, and shutdown, in any order. After every step:
-``submitted == completed + failed + cancelled + active + queued``, no counter decreases and
-the queue holds at most its capacity. At the end every accepted future is settled exactly
-once and no thread of the pool is alive.
+Hypothesis drives submit, try_submit, failing tasks, caller cancellation, interrupts
+(``cancel(interrupt=True)``), tasks with short deadlines, the release of gated tasks,
+resize, thread starts that fail, and shutdown, in any order. After every step:
+``submitted == completed + failed + cancelled + expired + active + queued``, no counter
+decreases, ``0 <= overrunning <= active`` and the queue holds at most its capacity. At
+the end every accepted future is settled exactly once and no thread of the pool is alive.
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from tests import _probe as probe
 from tests._support import threads_named, wait_until
-from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor
+from threadpool_plus import PoolOverloaded, PoolStats, TaskTimeout, ThreadPoolExecutor
 
-MONOTONIC = ("submitted", "completed", "failed", "cancelled", "rejected", "peak_workers")
+MONOTONIC = (
+    "submitted",
+    "completed",
+    "failed",
+    "cancelled",
+    "expired",
+    "rejected",
+    "peak_workers",
+)
 _names = itertools.count()
 
 
@@ -80,8 +89,9 @@ class PoolMachine(RuleBasedStateMachine):
 
         future.add_done_callback(settled)
 
-    def _submit(self, fn: Any, *args: Any, try_only: bool) -> None:
-        submit = self.live.try_submit if try_only else self.live.submit
+    def _submit(self, fn: Any, *args: Any, try_only: bool, timeout: float | None = None) -> None:
+        via = self.live if timeout is None else self.live.options(timeout=timeout)
+        submit = via.try_submit if try_only else via.submit
         try:
             future = submit(fn, *args)
         except PoolOverloaded:
@@ -100,6 +110,18 @@ class PoolMachine(RuleBasedStateMachine):
         gate = threading.Event()
         self.gates.append(gate)
         self._submit(gate.wait, 10.0, try_only=try_only)
+
+    @rule(try_only=st.booleans(), timeout=st.sampled_from([0.0, 0.002, 0.02]))
+    def submit_with_a_deadline(self, try_only: bool, timeout: float) -> None:
+        gate = threading.Event()
+        self.gates.append(gate)
+        self._submit(gate.wait, 10.0, try_only=try_only, timeout=timeout)
+
+    @precondition(lambda self: bool(self.futures))
+    @rule(index=st.integers(0, 63))
+    def interrupt(self, index: int) -> None:
+        future: Any = self.futures[index % len(self.futures)]
+        future.cancel(interrupt=True)
 
     @rule(try_only=st.booleans())
     def submit_failing(self, try_only: bool) -> None:
@@ -141,8 +163,9 @@ class PoolMachine(RuleBasedStateMachine):
         if self.pool is None:
             return
         stats = self.pool.stats()
-        accounted = stats.completed + stats.failed + stats.cancelled + stats.active
-        assert stats.submitted == accounted + stats.queued, stats
+        accounted = stats.completed + stats.failed + stats.cancelled + stats.expired
+        assert stats.submitted == accounted + stats.active + stats.queued, stats
+        assert 0 <= stats.overrunning <= stats.active, stats
         assert stats.queue_capacity == 0 or stats.queued <= stats.queue_capacity, stats
         assert stats.workers <= max(stats.max_workers, stats.peak_workers), stats
         if self.last is not None:
@@ -158,12 +181,13 @@ class PoolMachine(RuleBasedStateMachine):
         self.pool.shutdown(wait=True)
         assert all(future.done() for future in self.futures)
         for future in self.futures:
-            with contextlib.suppress(Boom, CancelledError, RuntimeError):
+            with contextlib.suppress(Boom, CancelledError, RuntimeError, TaskTimeout):
                 future.result(timeout=0)  # raises nothing else, and never times out
         wait_until(lambda: all(self.settlements[id(f)] == 1 for f in self.futures))
         stats = self.pool.stats()
-        assert (stats.active, stats.queued, stats.workers) == (0, 0, 0), stats
-        assert stats.submitted == stats.completed + stats.failed + stats.cancelled
+        assert (stats.active, stats.queued, stats.workers, stats.overrunning) == (0, 0, 0, 0)
+        ended = stats.completed + stats.failed + stats.cancelled + stats.expired
+        assert stats.submitted == ended, stats
         assert stats.submitted >= len(self.futures)
         assert not [t for t in threads_named(self.pool.name) if t.is_alive()]
 

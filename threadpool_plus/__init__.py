@@ -8,11 +8,24 @@ between ``min_workers`` and ``max_workers``, drain-or-cancel shutdown and exact 
 
 from __future__ import annotations
 
-from ._errors import PoolOverloaded
+from ._errors import PoolOverloaded, TaskCancelled, TaskTimeout
 from ._executor import ThreadPoolExecutor
 from ._failures import TaskFailure
+from ._handle import TaskHandle, current_task
+from ._options import TaskOptions
 from ._stats import PoolStats
 
-__all__ = ["PoolOverloaded", "PoolStats", "TaskFailure", "ThreadPoolExecutor", "__version__"]
+__all__ = [
+    "PoolOverloaded",
+    "PoolStats",
+    "TaskCancelled",
+    "TaskFailure",
+    "TaskHandle",
+    "TaskOptions",
+    "TaskTimeout",
+    "ThreadPoolExecutor",
+    "__version__",
+    "current_task",
+]
 
 __version__ = "0.1.0"

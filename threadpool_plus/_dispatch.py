@@ -14,13 +14,16 @@ from threading import get_ident
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BROKEN_MESSAGE, BrokenThreadPool
+from ._deadlines import Deadlines
+from ._errors import BROKEN_MESSAGE, BrokenThreadPool, deadline_passed
 from ._failures import TaskFailure, logger
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, Message, WorkItem, settle_unstarted, sort_unstarted
 from ._lean_future import sleep_until_released
 from ._ledger import FOLD_BATCH
 from ._pool import PoolCore, State
+from ._takeover import DEADLINE, INTERRUPT
+from ._task import Task
 from ._workers import Worker
 
 __all__ = ["Dispatch"]
@@ -35,6 +38,7 @@ class Dispatch(PoolCore):
     """The worker-facing layer of ``ThreadCore``, which sets these fields up."""
 
     __slots__ = (
+        "deadlines",  # the deadline watcher (its own lock); set up in ThreadCore
         "exit_sleepers",  # shutdown(wait=True) callers, woken when a thread exits
         "exited",  # threads that left _run() once the pool closed, until shutdown joins them
         "idle",  # idle workers, most recently idle last
@@ -46,6 +50,7 @@ class Dispatch(PoolCore):
     )
 
     if TYPE_CHECKING:  # the types of the fields above
+        deadlines: Deadlines
         exit_sleepers: list[threading.Lock]
         exited: list[threading.Thread]
         idle: list[Worker]
@@ -66,6 +71,10 @@ class Dispatch(PoolCore):
     def task_completed(self, worker: Worker, waited: float, ran: float) -> Message:
         # The hot path: one lock round trip per task.
         with self.lock:
+            running = worker.running
+            worker.running = None
+            if running is not None and running[0]._taken_by is not None:
+                return self._taken(worker, running[0]._taken_by)
             self.completed += 1
             waits = self.pending_waits  # folded into the histograms in batches
             waits.append(waited)
@@ -83,12 +92,71 @@ class Dispatch(PoolCore):
 
     def task_failed(self, worker: Worker, record: TaskFailure, wait: float, run: float) -> Message:
         with self.lock:
+            running = worker.running
+            worker.running = None
+            if running is not None and running[0]._taken_by is not None:
+                return self._taken(worker, running[0]._taken_by)  # not a failure, then
             self.active -= 1
             self._record_failure(record, wait, run)
             return self._next_task(worker)
 
+    def task_taken(self, worker: Worker, how: str) -> Message:
+        """``task_completed`` for a task whose future was taken over (``how``: ``DEADLINE``,
+        ``INTERRUPT``), or that this worker expired before it started (``EXPIRED``)."""
+        with self.lock:
+            worker.running = None
+            return self._taken(worker, how)
+
+    def _taken(self, worker: Worker, how: str) -> Message:
+        self.active -= 1
+        self._count_taken(how)
+        return self._next_task(worker)
+
+    def _count_taken(self, how: str) -> None:
+        if how == INTERRUPT:
+            self.cancelled += 1
+        else:
+            self.expired += 1
+            if how == DEADLINE:  # the watcher counted it overrunning
+                self.overrunning -= 1
+
+    def expire_task(self, future: TrackedFuture[Any], task: Task) -> None:
+        """The deadline watcher, at ``task``'s deadline: a queued task leaves the queue for
+        ``expired``; a running one is counted ``overrunning`` until it returns. Either way
+        its future fails with ``TaskTimeout`` and its handle is cancelled."""
+        with self.guarded("deadline"):
+            started = future.running()  # else pending: in the queue, or handed to a worker
+            if not future.expire(deadline_passed(self.name, task.name)):
+                return  # finished, cancelled, or expired by its worker already
+            if not started and self._unqueue_future(future):
+                self.expired += 1
+                if self.waiters:
+                    self._admit_waiters()
+            elif not started or any(
+                w.running is not None and w.running[0] is future for w in self.workers
+            ):
+                self.overrunning += 1  # until its worker reports (task_taken, _taken)
+            # else its worker counted it as it returned: it stays counted so (_takeover).
+        future.run_callbacks()
+        task.cancel_task()
+
+    def _unqueue_future(self, future: TrackedFuture[Any]) -> bool:
+        """Takes ``future``'s task out of the queue; False if not there. Lock held."""
+        queue = self.queue
+        for index, item in enumerate(queue):
+            if item[0] is future:
+                del queue[index]
+                return True
+        return False
+
+    def _close(self, cancel: bool, message: str) -> list[TrackedFuture[Any]]:
+        doomed = super()._close(cancel, message)
+        self.deadlines.wake()  # to end once nothing is left to watch
+        return doomed
+
     def task_skipped(self, worker: Worker) -> Message:
         with self.lock:
+            worker.running = None
             self.active -= 1
             self.cancelled += 1
             return self._next_task(worker)
@@ -153,6 +221,7 @@ class Dispatch(PoolCore):
             self.exited.append(worker.thread)
             if not self.workers:
                 self._advance(State.TERMINATED, self.refusal)
+                self.deadlines.wake()
         self._wake_joiners()
 
     def _wake_joiners(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import math
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -25,11 +26,14 @@ from ._map import map_results, waiting_for_room
 from ._options import (
     ContextMode,
     ContextOption,
+    CoreSubmit,
     TaskOptions,
     check_context,
     check_context_mode,
+    check_deadline,
     check_task_name,
-    copying_submit,
+    check_timeout_option,
+    submit_with_defaults,
 )
 from ._process import track
 from ._stats import PoolStats
@@ -74,6 +78,8 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             logged and the worker carries on.
         histogram_buckets: Upper bounds, in seconds, of the buckets of the queue-wait
             and run-time histograms; ``None`` spans 10 microseconds to 5 minutes.
+        task_timeout: Each task's default timeout in seconds from submission (see
+            ``options()``); ``None`` or ``math.inf``: no deadline.
         context: "thread" runs tasks in the worker thread's own context, as the standard
             library does (threads start with an empty one); "copy" runs each task in a copy
             of its submitter's context, taken at submission.
@@ -98,6 +104,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         failure_history: int = 100,
         on_task_error: Callable[[TaskFailure], object] | None = None,
         histogram_buckets: Sequence[float] | None = None,
+        task_timeout: float | None = None,
         context: ContextMode = "thread",
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
@@ -112,6 +119,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         if on_task_error is not None and not callable(on_task_error):
             raise TypeError("on_task_error must be a callable or None")
         buckets = check_buckets(histogram_buckets)
+        self._task_timeout = check_timeout_option("task_timeout", task_timeout)
         self._context: ContextMode = check_context_mode(context)
         if name is None:
             name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
@@ -132,8 +140,12 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         )
         track(core)
         # What submit and try_submit hand a task to: the core itself, unless every task
-        # needs a Task around it (context="copy"). Decided once, so the default pays nothing.
-        self._submit = core.submit if self._context == "thread" else copying_submit(core.submit)
+        # needs a Task around it. Decided once, so a pool without defaults pays nothing.
+        self._submit: CoreSubmit = core.submit
+        if self._context != "thread" or self._task_timeout not in (None, math.inf):
+            self._submit = submit_with_defaults(
+                core.submit, self._context, self._task_timeout, core.deadlines.watch
+            )
         # When this object is collected without shutdown(), the threads drain and exit.
         # The weakref lives on the core, not here: a weakref that dies in the same cyclic
         # collection as its referent never calls back.
@@ -151,13 +163,30 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         """Where tasks run by default: "thread" (the worker's context) or "copy"."""
         return self._context
 
+    @property
+    def task_timeout(self) -> float | None:
+        """Each task's default timeout, in seconds from submission; None: no deadline."""
+        return self._task_timeout
+
     def options(
-        self, *, context: ContextOption | None = None, name: str | None = None
+        self,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        context: ContextOption | None = None,
+        name: str | None = None,
     ) -> TaskOptions:
         """Returns a view of this pool whose ``submit``, ``try_submit`` and ``map`` apply
         these options to each task; the pool (threads, queue, counters) is shared.
 
+        A task past its deadline never starts if still queued; if running, its future
+        fails with ``TaskTimeout`` at the deadline and its handle is cancelled (see
+        ``current_task()``). Either way it counts in ``stats().expired``.
+
         Args:
+            timeout: Seconds from submission to the task's deadline; ``None``: the pool's
+                ``task_timeout``; ``math.inf``: no deadline.
+            deadline: The deadline itself, a ``time.monotonic()`` value.
             context: "thread" runs the task in the worker thread's context, "copy" in a copy
                 of the submitter's context taken at submission; a ``contextvars.Context``
                 runs it in a copy of that context. ``None``: the pool's ``context``.
@@ -165,10 +194,18 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
                 callable's qualified name.
 
         Raises:
-            ValueError: An unknown ``context`` string, or an empty ``name``.
+            ValueError: Both ``timeout`` and ``deadline``; a negative or NaN one; an
+                unknown ``context`` string; an empty ``name``.
             TypeError: A value of the wrong type.
         """
-        return TaskOptions(self, check_context(context), check_task_name(name))
+        return TaskOptions(
+            self,
+            self._core.deadlines.watch,
+            context=check_context(context),
+            name=check_task_name(name),
+            timeout=check_timeout_option("timeout", timeout),
+            deadline=check_deadline(deadline),
+        )
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedules ``fn(*args, **kwargs)`` and returns its future.
@@ -295,5 +332,6 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         capacity = s.queue_capacity or "unbounded"
         return (
             f"<{type(self).__name__} {self.name!r} workers={s.workers}/{s.max_workers} "
-            f"active={s.active} queued={s.queued}/{capacity}>"
+            f"active={s.active} queued={s.queued}/{capacity} expired={s.expired} "
+            f"overrunning={s.overrunning}>"
         )

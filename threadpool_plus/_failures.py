@@ -14,7 +14,6 @@ thread's name), ``duration`` (seconds) and ``exc_type``. Task arguments are neve
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import threading
 import traceback
@@ -24,7 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ._task import Task
+from ._task import task_name
 
 __all__ = [
     "Observation",
@@ -59,19 +58,6 @@ class TaskFailure:
     thread: str
     started_at: float
     duration: float
-
-
-def task_name(fn: Callable[..., Any]) -> str:
-    """A task's name, else the qualified name of a callable, for records and logs (never
-    its arguments)."""
-    if isinstance(fn, Task):
-        return fn.name or task_name(fn.fn)
-    if isinstance(fn, functools.partial):
-        return f"partial({task_name(fn.func)})"
-    name = getattr(fn, "__qualname__", None)
-    if not isinstance(name, str):
-        name = type(fn).__qualname__  # a callable instance
-    return name
 
 
 def _detached(exc: BaseException) -> BaseException:

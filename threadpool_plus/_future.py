@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ._failures import Observation
 from ._lean_future import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING, LeanFuture
+from ._takeover import Takeover
 
 __all__ = [
     "LEAN",
@@ -57,12 +58,20 @@ _STANDARD_ATTRIBUTES = frozenset(
 )
 
 
-class ObservedFuture(Observation, Future[T]):
-    """The standard ``Future`` itself, plus observation: ``TrackedFuture`` on a Python
-    whose ``Future`` is not the one ``LeanFuture`` re-implements."""
+class ObservedFuture(Takeover, Observation, Future[T]):
+    """The standard ``Future`` itself, plus observation and takeover: ``TrackedFuture`` on
+    a Python whose ``Future`` is not the one ``LeanFuture`` re-implements."""
 
     def _observation_lock(self) -> threading.Condition:
         return self._condition
+
+    def _wake_all_locked(self) -> None:
+        self._condition.notify_all()
+
+    def cancel(self, interrupt: bool = False) -> bool:
+        """The standard ``cancel()``; with ``interrupt=True`` a running task's future is
+        cancelled too, and its task's cancellation requested (see ``Takeover``)."""
+        return super().cancel() or (interrupt and self._interrupt())
 
     def result(self, timeout: float | None = None) -> T:
         with self._condition:

@@ -28,6 +28,7 @@ from concurrent.futures import CancelledError, Future, InvalidStateError, Timeou
 from typing import Any, TypeVar, cast
 
 from ._failures import Observation
+from ._takeover import Takeover
 
 __all__ = [
     "CANCELLED",
@@ -56,7 +57,7 @@ _CANCELLED_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED)
 _DONE_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
-class LeanFuture(Observation, Future[T]):
+class LeanFuture(Takeover, Observation, Future[T]):
     """A ``concurrent.futures.Future`` without a ``Condition`` until one is needed.
 
     Reads of a finished future take no lock: the state is written last, under the lock,
@@ -120,7 +121,15 @@ class LeanFuture(Observation, Future[T]):
 
     # -- state ----------------------------------------------------------------------------
 
-    def cancel(self) -> bool:
+    def cancel(self, interrupt: bool = False) -> bool:
+        """The standard ``cancel()``; with ``interrupt=True`` a running task's future is
+        cancelled too, and its task's cancellation requested (see ``Takeover``)."""
+        return self._cancel_pending() or (interrupt and self._interrupt())
+
+    def _wake_all_locked(self) -> None:
+        self._release_sleepers()
+
+    def _cancel_pending(self) -> bool:
         with self._lock:
             state = self._state
             if state in (RUNNING, FINISHED):

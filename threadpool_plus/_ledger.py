@@ -32,8 +32,10 @@ class Ledger:
     __slots__ = (
         "cancelled",
         "completed",
+        "expired",
         "failed",
         "failures",
+        "overrunning",
         "pending_runs",
         "pending_waits",
         "queue_wait",
@@ -46,8 +48,10 @@ class Ledger:
         self.submitted = 0  # accepted
         self.completed = 0  # returned normally
         self.failed = 0  # raised, or failed by the pool (broken, no thread)
-        self.cancelled = 0  # never ran: cancelled by the caller or by a shutdown
+        self.cancelled = 0  # never ran (cancelled, or a shutdown), or interrupted and returned
         self.rejected = 0  # refused with PoolOverloaded
+        self.expired = 0  # past its deadline: never started, or since returned
+        self.overrunning = 0  # running past its deadline (also in active)
         # The newest failures, oldest first; None when failure_history is 0.
         self.failures: deque[TaskFailure] | None = (
             deque(maxlen=failure_history) if failure_history else None

@@ -1,22 +1,36 @@
-"""Per-task options: the context a task runs in and its name, pool-wide or per call.
+"""Per-task options: deadline, context and name, pool-wide or per call.
 
 ``pool.options(...)`` returns a ``TaskOptions`` view; its ``submit`` turns the callable into
 a ``Task`` and hands that to the pool's own ``submit`` (so whatever wraps or overrides the
-pool's ``submit`` sees it too). A pool whose defaults need no ``Task`` (``context="thread"``)
-submits bare callables: options cost nothing until used.
+pool's ``submit`` sees it too), then tracks it: attaches its handle to the future and, with
+a deadline, hands it to the pool's deadline watcher. A pool whose defaults need no ``Task``
+(``context="thread"``, no ``task_timeout``) submits bare callables: options cost nothing
+until used.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from time import monotonic
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, Union
 
 from ._map import map_results, waiting_for_room
 from ._task import Task
 
-__all__ = ["ContextMode", "TaskOptions", "check_context_mode", "copying_submit"]
+__all__ = [
+    "ContextMode",
+    "CoreSubmit",
+    "TaskOptions",
+    "check_context",
+    "check_context_mode",
+    "check_deadline",
+    "check_task_name",
+    "check_timeout_option",
+    "submit_with_defaults",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -25,7 +39,10 @@ ContextMode = Literal["thread", "copy"]
 ContextOption = Union[ContextMode, contextvars.Context]  # a runtime alias: no | on 3.10
 CONTEXT_MODES = ("thread", "copy")
 
-CoreSubmit = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"], Any]
+CoreSubmit = Callable[
+    [Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"], Future[Any]
+]
+Watch = Callable[[float, Any, Task], None]  # (deadline, future, task): Deadlines.watch
 
 
 def check_context_mode(value: object) -> ContextMode:
@@ -64,21 +81,62 @@ def check_task_name(value: object) -> str | None:
     return value
 
 
-def copying_submit(submit: CoreSubmit) -> CoreSubmit:
-    """``submit`` for a pool with ``context="copy"``: each bare callable runs in a copy of
-    its submitter's context; a ``Task`` (from a view) already says where it runs."""
+def check_timeout_option(name: str, value: object) -> float | None:
+    """A task timeout in seconds: None (the default), a number >= 0, or ``math.inf`` for
+    no deadline at all."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds (math.inf: no deadline), not {value!r}")
+    return float(value)
 
-    def submit_in_copy(
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        timeout: float | None,
-    ) -> Any:
-        if fn.__class__ is not Task:
-            fn = Task(fn, None, contextvars.copy_context())
-        return submit(fn, args, kwargs, timeout)
 
-    return submit_in_copy
+def check_deadline(value: object) -> float | None:
+    """A deadline: a ``time.monotonic()`` value, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"deadline must be a time.monotonic() value or None, not {type(value).__name__}"
+        )
+    if math.isnan(value):
+        raise ValueError("deadline must not be NaN")
+    return float(value)
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """The deadline of a task submitted now with ``timeout`` (None or inf: none)."""
+    if timeout is None or timeout == math.inf:
+        return None
+    return monotonic() + timeout
+
+
+def submit_with_defaults(
+    submit: CoreSubmit, context: ContextMode, timeout: float | None, watch: Watch
+) -> CoreSubmit:
+    """``submit`` for a pool whose defaults need a ``Task`` around every task
+    (``context="copy"``, a ``task_timeout``). A ``Task`` from a view passes through: the
+    view made it with these defaults already, and tracks it itself."""
+    copy = context == "copy"
+    if timeout == math.inf:
+        timeout = None
+
+    def submit_task(
+        fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait: float | None
+    ) -> Future[Any]:
+        if fn.__class__ is Task:
+            return submit(fn, args, kwargs, wait)
+        deadline = None if timeout is None else monotonic() + timeout
+        task = Task(fn, None, contextvars.copy_context() if copy else None, deadline)
+        future = submit(task, args, kwargs, wait)
+        future._handle = task  # type: ignore[attr-defined]  # see TaskOptions._tracked
+        if deadline is not None:
+            watch(deadline, future, task)
+        return future
+
+    return submit_task
 
 
 class Pool(Protocol):
@@ -86,6 +144,9 @@ class Pool(Protocol):
 
     @property
     def context(self) -> ContextMode: ...
+
+    @property
+    def task_timeout(self) -> float | None: ...
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]: ...
 
@@ -97,34 +158,65 @@ class Pool(Protocol):
 class TaskOptions:
     """A light view of a pool that submits with options; the pool itself is shared."""
 
-    __slots__ = ("_context", "_name", "_pool")
+    __slots__ = ("_context", "_deadline", "_name", "_pool", "_timeout", "_watch")
 
-    def __init__(self, pool: Pool, context: ContextOption | None, name: str | None) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        watch: Watch,
+        *,
+        context: ContextOption | None,
+        name: str | None,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> None:
+        if timeout is not None and deadline is not None:
+            raise ValueError("give timeout or deadline, not both")
         self._pool = pool
-        self._context = context  # None: the pool's own
-        self._name = name
+        self._watch = watch  # the pool's deadline watcher
+        self._name = name  # None: the callable's qualified name
+        # Resolved now, against the pool's defaults (fixed at its construction), so that
+        # each submit does the least: None (the thread's context), "copy" or a Context.
+        if context is None:
+            context = pool.context
+        self._context = None if context == "thread" else context
+        self._deadline = deadline
+        if deadline is None and timeout is None:
+            timeout = pool.task_timeout
+        self._timeout = None if timeout == math.inf else timeout  # None: no deadline
 
     def _task(self, fn: Callable[..., Any], method: str) -> Task:
         if not callable(fn):
             raise TypeError(f"{method}() needs a callable, not {type(fn).__name__}")
         context = self._context
-        if context is None:
-            context = self._pool.context
-        if context == "thread":
-            return Task(fn, self._name, None)
+        copy: contextvars.Context | None = None
         if context == "copy":
-            return Task(fn, self._name, contextvars.copy_context())
-        assert isinstance(context, contextvars.Context)
-        # A copy per task: one Context cannot be entered by two threads at once.
-        return Task(fn, self._name, context.copy())
+            copy = contextvars.copy_context()
+        elif context is not None:
+            # A copy per task: one Context cannot be entered by two threads at once.
+            copy = context.copy()
+        deadline = self._deadline
+        if deadline is None and self._timeout is not None:
+            deadline = monotonic() + self._timeout
+        return Task(fn, self._name, copy, deadline)
+
+    def _tracked(self, future: Future[T], task: Task) -> Future[T]:
+        # The task is its future's handle (for cancel(interrupt=True)); nobody but this
+        # thread has the future yet, so a plain store will do.
+        future._handle = task  # type: ignore[attr-defined]
+        if task.deadline is not None:
+            self._watch(task.deadline, future, task)
+        return future
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """The pool's ``submit``, with these options."""
-        return self._pool.submit(self._task(fn, "submit"), *args, **kwargs)
+        task = self._task(fn, "submit")
+        return self._tracked(self._pool.submit(task, *args, **kwargs), task)
 
     def try_submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """The pool's ``try_submit``, with these options."""
-        return self._pool.try_submit(self._task(fn, "try_submit"), *args, **kwargs)
+        task = self._task(fn, "try_submit")
+        return self._tracked(self._pool.try_submit(task, *args, **kwargs), task)
 
     def map(
         self,
@@ -134,13 +226,18 @@ class TaskOptions:
         chunksize: int = 1,
         buffersize: int | None = None,
     ) -> Iterator[T]:
-        """The pool's ``map``, with these options for every item."""
+        """The pool's ``map``, with these options for every item (``timeout`` is ``map``'s
+        own: how long the caller waits for results)."""
 
         def submit(_: Callable[..., T], *args: Any) -> Future[T]:
-            # A Task per item: each copies its context at its own submission.
-            return self._pool.submit(self._task(fn, "map"), *args)
+            # A Task per item: its context copied and its deadline set at its submission.
+            task = self._task(fn, "map")
+            return self._tracked(self._pool.submit(task, *args), task)
 
         return map_results(waiting_for_room(submit), fn, iterables, timeout, chunksize, buffersize)
 
     def __repr__(self) -> str:
-        return f"<TaskOptions of {self._pool!r} context={self._context!r} name={self._name!r}>"
+        return (
+            f"<TaskOptions of {self._pool!r} context={self._context!r} name={self._name!r} "
+            f"timeout={self._timeout!r} deadline={self._deadline!r}>"
+        )

@@ -18,7 +18,8 @@ Invariants:
   critical section. They only *request* the move to DRAINING, by setting ``refusal`` (a
   plain store that only ever replaces ``None``) and waking someone who takes the lock.
 - Every accepted task is settled exactly once: run, cancelled or failed (``_items``).
-- ``submitted == completed + failed + cancelled + active + queued`` whenever the lock is free.
+- ``submitted == completed + failed + cancelled + expired + active + queued`` whenever the
+  lock is free. ``overrunning`` counts the ``active`` tasks whose deadline passed.
 """
 
 from __future__ import annotations
@@ -227,6 +228,8 @@ class PoolCore(Admission):
             failed=self.failed,
             cancelled=self.cancelled,
             rejected=self.rejected,
+            expired=self.expired,
+            overrunning=self.overrunning,
         )
 
     def snapshot(self) -> PoolStats:

@@ -11,7 +11,8 @@ __all__ = ["PoolStats"]
 class PoolStats:
     """One consistent snapshot of a pool, taken under the pool's lock.
 
-    In every snapshot ``submitted == completed + failed + cancelled + active + queued``.
+    In every snapshot
+    ``submitted == completed + failed + cancelled + expired + active + queued``.
 
     Attributes:
         workers: Live worker threads.
@@ -26,8 +27,12 @@ class PoolStats:
         submitted: Tasks accepted (rejected tasks are not counted here).
         completed: Tasks that returned normally.
         failed: Tasks that raised, or that the pool failed because it broke.
-        cancelled: Tasks cancelled before they started.
+        cancelled: Tasks cancelled before they started, or interrupted while running
+            (``future.cancel(interrupt=True)``) and since returned.
         rejected: Submissions refused with ``PoolOverloaded``.
+        expired: Tasks whose deadline passed: never started, or since returned.
+        overrunning: Threads still running a task whose deadline passed (its future has
+            failed with ``TaskTimeout``; the task is still counted in ``active``).
     """
 
     workers: int
@@ -43,6 +48,8 @@ class PoolStats:
     failed: int
     cancelled: int
     rejected: int
+    expired: int = 0
+    overrunning: int = 0
 
     @property
     def busy_workers(self) -> int:

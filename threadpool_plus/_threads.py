@@ -41,6 +41,7 @@ from typing import Any
 
 from ._admission import Waiter, patience
 from ._config import check_order
+from ._deadlines import Deadlines
 from ._dispatch import Dispatch
 from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded
 from ._failures import TaskFailure
@@ -107,6 +108,7 @@ class ThreadCore(Dispatch):
         self.exit_sleepers: list[threading.Lock] = []  # shutdown(wait=True) callers
         self.exited: list[threading.Thread] = []
         self.owner: weakref.ref[Any] | None = None  # the executor; abandon() when it dies
+        self.deadlines = Deadlines(name, self.expire_task, lambda: self.refusal is not None)
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -350,6 +352,7 @@ class ThreadCore(Dispatch):
         forking thread is one of our workers it is adopted, busy or idle as it was.
         """
         self._reset_sync()
+        self.deadlines.reset()  # its tasks were the parent's: the parent expires them
         adopted = self._worker_of(threading.current_thread())
         was_idle = adopted is not None and adopted in self.idle
         self.queue.clear()

@@ -24,15 +24,18 @@ import contextvars
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from queue import Empty, SimpleQueue
 from time import perf_counter, time
 from typing import Any, Protocol
 
+from ._errors import deadline_passed
 from ._failures import TaskFailure, describe, log_extra, logger
 from ._future import TrackedFuture
+from ._handle import TaskHandle
 from ._items import EXIT, WAKE, ExitMessage, Message, WorkItem
-from ._task import Task
+from ._takeover import EXPIRED
+from ._task import DeadlinePassed, Task, task_name
 
 __all__ = ["Worker", "WorkerHost", "WorkerThread"]
 
@@ -49,10 +52,15 @@ class WorkerHost(Protocol):
         """Called first by a new thread; False: the launch was taken back, exit now."""
 
     def task_completed(self, worker: Worker, waited: float, ran: float) -> Message:
-        """Counts a task that returned; returns the next task, None (idle) or EXIT."""
+        """Counts a task that returned (or, if its future was taken over meanwhile, as
+        the takeover says); returns the next task, None (idle) or EXIT. Every report
+        clears ``worker.running``."""
 
     def task_failed(self, worker: Worker, record: TaskFailure, wait: float, run: float) -> Message:
         """``task_completed`` for a task that raised."""
+
+    def task_taken(self, worker: Worker, how: str) -> Message:
+        """``task_completed`` for a task its future was taken from (see ``_takeover``)."""
 
     def task_skipped(self, worker: Worker) -> Message:
         """``task_completed`` for a task found cancelled (or resolved by hand) at its start."""
@@ -81,6 +89,21 @@ class WorkerThread(threading.Thread):
     """A pool's thread. A class of its own so that the fault-injection tests can make its
     ``start()`` fail the way a real one does, without touching anything else."""
 
+    worker: Worker | None = None
+
+    def running_handle(self) -> TaskHandle | None:
+        """The handle of the task this thread runs (``current_task()`` calls this on the
+        current thread only): made on first use for a task submitted without options."""
+        worker = self.worker
+        item = None if worker is None else worker.running
+        if item is None:
+            return None
+        future = item[0]
+        handle = future._handle
+        if handle is None:
+            handle = future.attach_handle(TaskHandle(task_name(item[1]), None))
+        return handle
+
 
 class Worker:
     """One pool thread and the inbox through which it receives its tasks."""
@@ -93,6 +116,7 @@ class Worker:
         "joining",
         "launched",
         "launcher",
+        "running",
         "taken_back",
         "thread",
         "wait_timeout",
@@ -108,8 +132,11 @@ class Worker:
         self.taken_back = False  # the launch failed: the thread, if any, must not work
         self.joining = False  # it runs a task that waits in shutdown(wait=True)
         self.launcher = threading.get_ident()  # the thread that must start this one
+        # The task it runs: set by its thread, cleared under the pool's lock by its reports.
+        self.running: WorkItem | None = None
         self.launched = False  # its start() returned; written and read by the launcher only
         self.thread = WorkerThread(target=self._run, name=name, daemon=True, **_fresh_context())
+        self.thread.worker = self
 
     def _run(self) -> None:
         core = self.core
@@ -143,39 +170,66 @@ class Worker:
             if item is EXIT:
                 return
             future, fn, args, kwargs, accepted = item
+            # Before it may start: the deadline watcher looks here, under the pool's lock,
+            # for the tasks still running (each report below clears it under that lock).
+            self.running = item
             try:
                 runnable = future.set_running_or_notify_cancel()  # False: caller cancelled
-            except RuntimeError:  # someone resolved it by hand: not ours to run any more
-                logger.warning(
-                    "a future of pool %r was resolved before its task started; skipped",
-                    self.core.name,
-                    extra={"pool": self.core.name, "worker": self.thread.name},
-                )
+            except RuntimeError:  # resolved before it started: by its deadline, or by hand
+                if future._taken_by is None:
+                    logger.warning(
+                        "a future of pool %r was resolved before its task started; skipped",
+                        self.core.name,
+                        extra={"pool": self.core.name, "worker": self.thread.name},
+                    )
                 runnable = False
             if not runnable:
-                del future
-                item = self.core.task_skipped(self)
+                taken = future._taken_by
+                del future, fn, args, kwargs
+                item = (
+                    self.core.task_skipped(self)
+                    if taken is None
+                    else self.core.task_taken(self, taken)
+                )
                 continue
             started = perf_counter()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 ran = perf_counter() - started
-                failure = self._record(fn, exc, ran)
-                del fn, args, kwargs
-                item = task_failed(self, failure, started - accepted, ran)
-                self._fail(future, exc, failure)
-                del failure
+                if exc.__class__ is DeadlinePassed:
+                    del fn, args, kwargs
+                    item = self._expire(future, exc)
+                else:
+                    failure = self._record(fn, exc, ran)
+                    del fn, args, kwargs
+                    item = task_failed(self, failure, started - accepted, ran)
+                    self._fail(future, exc, failure)
+                    del failure
             else:
                 ran = perf_counter() - started
                 del fn, args, kwargs
+                # Counts it as completed, or as the interrupt or deadline that took its
+                # future over; either way the future is no longer this worker's to resolve.
                 item = task_completed(self, started - accepted, ran)
                 try:
                     future.set_result(result)
+                except InvalidStateError:  # taken over: counted as such, or see _takeover
+                    pass
                 except BaseException:
                     self._log_callback_error(future)
                 result = None
             del future  # it holds the result
+
+    def _expire(self, future: TrackedFuture[Any], exc: BaseException) -> Message:
+        """A task reached past its deadline (``DeadlinePassed``): this worker expires it
+        unstarted, unless the watcher (or an interrupt) just took its future over."""
+        core = self.core
+        if future.expire(deadline_passed(core.name, exc.args[0].name)):
+            item = core.task_taken(self, EXPIRED)
+            future.run_callbacks()
+            return item
+        return core.task_taken(self, future._taken_by or EXPIRED)
 
     def _record(self, fn: Callable[..., Any], exc: BaseException, duration: float) -> TaskFailure:
         # Drop this loop's frame from the traceback: the reader wants the task's frames,
@@ -204,6 +258,8 @@ class Worker:
         future.arm_report(core.name, failure)
         try:
             future.set_exception(exc)
+        except InvalidStateError:  # taken over: task_failed counted it so
+            pass
         except BaseException:
             self._log_callback_error(future)
 

@@ -21,7 +21,11 @@ Counters (monotonic for the pool's lifetime):
 - ``threadpool_tasks_failed_total``: tasks that raised (any ``BaseException``), or that
   failed with ``BrokenThreadPool`` because an initializer failed.
 - ``threadpool_tasks_cancelled_total``: accepted tasks cancelled before they started (by
-  the caller, or by ``shutdown(drain=False)``), counted when the pool discards them.
+  the caller, or by ``shutdown(drain=False)``), counted when the pool discards them, and
+  running tasks interrupted (``future.cancel(interrupt=True)``), counted when they return.
+- ``threadpool_tasks_expired_total``: tasks whose deadline passed (``options(timeout=)``,
+  ``task_timeout``): never started, or since returned. Their futures failed with
+  ``TaskTimeout``; they are not counted as failed.
 - ``threadpool_tasks_rejected_total``: submissions refused with ``PoolOverloaded``.
 
 Gauges (the value at scrape time):
@@ -29,6 +33,8 @@ Gauges (the value at scrape time):
 - ``threadpool_workers``, ``threadpool_idle_workers``, ``threadpool_busy_workers``: live
   threads, those waiting for work, and the others.
 - ``threadpool_active_tasks``: tasks running (handed to a thread, not finished).
+- ``threadpool_overrunning_tasks``: running tasks whose deadline passed (their futures
+  already failed with ``TaskTimeout``); they are also counted in ``active_tasks``.
 - ``threadpool_queued_tasks``: accepted tasks waiting for a thread.
 - ``threadpool_queue_capacity``: ``max_queue_size`` (0 means unbounded).
 - ``threadpool_min_workers``, ``threadpool_max_workers``: the current limits.
@@ -39,11 +45,12 @@ Histograms (seconds; buckets set by the pool's ``histogram_buckets``):
 - ``threadpool_task_queue_wait_seconds``: from acceptance to the start of the task.
 - ``threadpool_task_run_seconds``: from the start of the task until it returned or raised.
 
-Both observe every task that ran; a task cancelled before it started, or failed with
-``BrokenThreadPool`` without running, is not observed.
+Both observe exactly the tasks counted as completed or failed: not one that never ran
+(cancelled, expired in the queue, failed with ``BrokenThreadPool``), nor one counted as
+expired or cancelled when it returned.
 
 At all times ``submitted_total == completed_total + failed_total + cancelled_total +
-active_tasks + queued_tasks`` within one scrape.
+expired_total + active_tasks + queued_tasks`` within one scrape.
 """
 
 from __future__ import annotations
@@ -84,8 +91,13 @@ _COUNTERS: tuple[tuple[str, str, Callable[[PoolStats], int]], ...] = (
     ),
     (
         "threadpool_tasks_cancelled",
-        "Accepted tasks cancelled before they started.",
+        "Accepted tasks cancelled before they started, or interrupted while running.",
         lambda s: s.cancelled,
+    ),
+    (
+        "threadpool_tasks_expired",
+        "Tasks whose deadline passed: never started, or since returned.",
+        lambda s: s.expired,
     ),
     (
         "threadpool_tasks_rejected",
@@ -99,6 +111,11 @@ _GAUGES: tuple[tuple[str, str, Callable[[PoolStats], int]], ...] = (
     ("threadpool_idle_workers", "Worker threads waiting for work.", lambda s: s.idle_workers),
     ("threadpool_busy_workers", "Worker threads not idle.", lambda s: s.busy_workers),
     ("threadpool_active_tasks", "Tasks running now.", lambda s: s.active),
+    (
+        "threadpool_overrunning_tasks",
+        "Tasks running past their deadline; also counted in threadpool_active_tasks.",
+        lambda s: s.overrunning,
+    ),
     ("threadpool_queued_tasks", "Accepted tasks waiting for a thread.", lambda s: s.queued),
     (
         "threadpool_queue_capacity",
