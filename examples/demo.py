@@ -1,7 +1,7 @@
 """threadpool_plus on a bursty workload: scaling, overload, failures and exact counters.
 
 A monitor thread prints ``stats()`` a few times per second (only when it changed) while
-the main thread runs four phases:
+the main thread runs six phases:
 
 1. bursts of sleep-bound tasks with idle gaps: the pool grows, then idle threads retire;
 2. two producers faster than the pool: ``try_submit`` and ``submit`` (``submit_timeout=0``)
@@ -9,10 +9,16 @@ the main thread runs four phases:
 3. tasks that raise: the exceptions are taken back from their futures, the pool's
    newest ``TaskFailure`` record is shown, and a fire-and-forget task that fails is
    reported on the ``threadpool_plus`` logger when its future is collected unread;
-4. cool-down and shutdown, then a table of the final counters.
+4. a task that overruns its deadline (``options(timeout=...)``): its future fails with
+   ``TaskTimeout`` at the deadline, the pool counts it ``overrunning`` until it returns,
+   then ``expired``;
+5. a task cancelled while it runs (``future.cancel(interrupt=True)``): the future reports
+   cancelled at once, the task sees ``current_task().cancelled``, stops early and counts as
+   ``cancelled`` when it returns;
+6. cool-down and shutdown, then a table of the final counters.
 
 While it runs, the pool's metrics are served for Prometheus on 127.0.0.1 (if the
-``prometheus`` extra is installed). Run it with ``make demo``; it takes about six seconds.
+``prometheus`` extra is installed). Run it with ``make demo``; it takes about seven seconds.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from dataclasses import fields
 from itertools import zip_longest
 from types import TracebackType
 
-from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor
+from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor, current_task
 
 MIN_WORKERS, MAX_WORKERS, QUEUE_SIZE, IDLE_TIMEOUT = 1, 8, 16, 0.5
 BURSTS = (5, 14, 24)  # tasks per burst; 24 = 8 running + 16 queued, all the pool takes at once
 GAP = 1.0  # seconds of quiet after each burst
+DEADLINE, OVERRUN = 0.2, 0.3  # the stuck task's timeout; how long it runs past it
+STEPS, STEP, CANCEL_AFTER = 20, 0.05, 3  # the cancelled task: 20 steps of 50 ms, cancelled after 3
 T0 = time.monotonic()
 _print_lock = threading.Lock()  # the monitor and the main thread share the terminal
 
@@ -55,17 +63,22 @@ def parse_reading(text: str) -> int:
     return int(text)  # ValueError for the malformed readings
 
 
+RARE = ("overrunning", "expired", "cancelled")  # shown in a stats line once nonzero
+
+
 def stats_line(s: PoolStats) -> str:
     bar = "#" * (s.workers - s.idle_workers) + "-" * s.idle_workers
     return (
         f"  {time.monotonic() - T0:5.2f}s [{bar:<{s.max_workers}}] workers {s.workers}"
         f" idle {s.idle_workers} active {s.active} queued {s.queued:2}/{s.queue_capacity}"
         f" | completed {s.completed:3} failed {s.failed} rejected {s.rejected:3}"
+        + "".join(f" {name} {getattr(s, name)}" for name in RARE if getattr(s, name))
     )
 
 
 def balanced(s: PoolStats) -> bool:
-    return s.submitted == s.completed + s.failed + s.cancelled + s.active + s.queued
+    done = s.completed + s.failed + s.cancelled + s.expired
+    return s.submitted == done + s.active + s.queued
 
 
 class Monitor:
@@ -103,12 +116,17 @@ class Monitor:
             stopping = self._stop.wait(self._period)
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Polls ``condition`` until true (or ``timeout``); returns how long that took."""
+    start = time.monotonic()
+    while not condition() and time.monotonic() - start < timeout:
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
 def wait_for_scale_down(pool: ThreadPoolExecutor, timeout: float = 5.0) -> float:
     """Returns how long the pool took to shrink back to ``min_workers``."""
-    start = time.monotonic()
-    while pool.stats().workers > MIN_WORKERS and time.monotonic() - start < timeout:
-        time.sleep(0.02)
-    return time.monotonic() - start
+    return wait_until(lambda: pool.stats().workers <= MIN_WORKERS, timeout)
 
 
 def run_bursts(pool: ThreadPoolExecutor) -> None:
@@ -184,9 +202,74 @@ def run_failures(pool: ThreadPoolExecutor) -> int:
     return failures + 1
 
 
+def stuck_call(release: threading.Event) -> str:
+    """Stands for a blocking call with no timeout of its own: it ignores the deadline."""
+    handle = current_task()
+    say(f"  task {handle.name!r} starts, deadline in {handle.remaining() or 0:.2f}s; it blocks")
+    release.wait()
+    return "late report"  # nobody sees it: the future failed at the deadline
+
+
+def run_deadline(pool: ThreadPoolExecutor) -> None:
+    header(f"4. Deadlines: options(timeout={DEADLINE}) on a task that overruns")
+    release = threading.Event()
+    start = time.monotonic()
+    future = pool.options(timeout=DEADLINE, name="report").submit(stuck_call, release)
+    exc = future.exception()  # returns at the deadline, while the task still runs
+    s = pool.stats()
+    say(f"  after {time.monotonic() - start:.2f}s the future fails: {type(exc).__name__}: {exc}")
+    say(f"  no thread is stopped by force: active {s.active}, overrunning {s.overrunning}")
+    time.sleep(OVERRUN)  # the blocking call takes its time...
+    release.set()  # ...and returns at last
+    wait_until(lambda: pool.stats().overrunning == 0)
+    s = pool.stats()
+    say(
+        f"  it returns {time.monotonic() - start - DEADLINE:.2f}s late: overrunning"
+        f" {s.overrunning}, expired {s.expired}; its result is discarded"
+    )
+
+
+def crunch(progress: list[int], working: threading.Event) -> int:
+    """Works in steps and stops early, between steps, once cancelled."""
+    handle = current_task()
+    say(f"  task {handle.name!r} starts: {STEPS} steps of {STEP * 1000:.0f} ms")
+    for step in range(1, STEPS + 1):
+        time.sleep(STEP)  # one step of work
+        progress.append(step)
+        if handle.cancelled:  # or handle.check(), which raises TaskCancelled
+            time.sleep(STEP)  # tidy up, then return
+            break
+        if step == CANCEL_AFTER:
+            working.set()
+    return len(progress)
+
+
+def run_interrupt(pool: ThreadPoolExecutor) -> None:
+    header("5. Cooperative cancellation: cancel(interrupt=True) on a running task")
+    progress: list[int] = []
+    working = threading.Event()
+    future = pool.options(name="crunch").submit(crunch, progress, working)
+    working.wait()  # the task is under way
+    start = time.monotonic()
+    # submit() is typed as returning the standard Future, whose cancel() takes no argument
+    cancelled = future.cancel(interrupt=True)  # type: ignore[call-arg]
+    s = pool.stats()
+    say(
+        f"  after step {CANCEL_AFTER}: cancel(interrupt=True) -> {cancelled},"
+        f" future.cancelled() -> {future.cancelled()} at once"
+    )
+    say(f"  the task still runs: active {s.active}, cancelled {s.cancelled}")
+    wait_until(lambda: pool.stats().cancelled == 1)
+    s = pool.stats()
+    say(
+        f"  {time.monotonic() - start:.2f}s later it has returned after {len(progress)} of"
+        f" {STEPS} steps: cancelled {s.cancelled}"
+    )
+
+
 def print_summary(s: PoolStats) -> None:
     header("Final stats() after shutdown")
-    counters = ("submitted", "completed", "failed", "cancelled", "rejected")
+    counters = ("submitted", "completed", "failed", "cancelled", "expired", "rejected")
     values = {field.name: getattr(s, field.name) for field in fields(s)}
     gauges = [name for name in values if name not in counters]
     say(f"  {'gauges':<24}counters")
@@ -227,16 +310,21 @@ def main() -> int:
         run_bursts(pool)
         rejected = run_overload(pool)
         failures = run_failures(pool)
-        header("4. Cool-down and shutdown")
+        run_deadline(pool)
+        run_interrupt(pool)
+        header("6. Cool-down and shutdown")
         wait_for_scale_down(pool)
     stop_serving()
     s = pool.stats()
     print_summary(s)
     checks = {
-        "submitted == completed + failed + cancelled + active + queued": balanced(s),
+        "submitted == completed + failed + cancelled + expired + active + queued": balanced(s),
         f"invariant held in all {monitor.snapshots} live snapshots": monitor.violations == 0,
         f"rejected == {rejected} PoolOverloaded caught": s.rejected == rejected,
         f"failed == {failures} failures (taken from futures or reported)": s.failed == failures,
+        "expired == 1 (the report that overran its deadline)": s.expired == 1,
+        "overrunning == 0 (it has returned)": s.overrunning == 0,
+        "cancelled == 1 (the interrupted crunch)": s.cancelled == 1,
         f"peak_workers == max_workers == {MAX_WORKERS}": s.peak_workers == MAX_WORKERS,
         "no worker left after shutdown": s.workers == 0,
     }
