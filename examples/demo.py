@@ -252,7 +252,7 @@ def run_interrupt(pool: ThreadPoolExecutor) -> None:
     working.wait()  # the task is under way
     start = time.monotonic()
     # submit() is typed as returning the standard Future, whose cancel() takes no argument
-    cancelled = future.cancel(interrupt=True)  # type: ignore[call-arg]
+    cancelled = future.cancel(interrupt=True)
     s = pool.stats()
     say(
         f"  after step {CANCEL_AFTER}: cancel(interrupt=True) -> {cancelled},"

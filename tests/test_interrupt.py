@@ -2,8 +2,10 @@
 (``current_task()``). A thread is never interrupted by force: the task is told, and the pool
 counts it as cancelled when it returns.
 
-(``submit`` is typed as returning a ``concurrent.futures.Future``, whose stub's ``cancel()``
-takes no argument: hence the ``type: ignore`` on ``cancel(interrupt=True)``.)"""
+``pool.submit`` is typed as the standard pool's (returning ``Future``, whose ``cancel()``
+takes no argument), so that subclasses overriding it keep type-checking; typed code reaches
+``cancel(interrupt=True)`` through ``TaskFuture``, as ``interrupt()`` below does. A view's
+``submit`` returns ``TaskFuture`` already."""
 
 from __future__ import annotations
 
@@ -11,15 +13,19 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from tests._support import DEADLINE, Gate, wait_until
 from tests.conftest import PoolFactory
-from threadpool_plus import TaskCancelled, TaskHandle, current_task
+from threadpool_plus import TaskCancelled, TaskFuture, TaskHandle, current_task
 
 pytestmark = pytest.mark.timeout(30)
+
+
+def interrupt(future: concurrent.futures.Future[Any]) -> bool:
+    return cast(TaskFuture[Any], future).cancel(interrupt=True)
 
 
 class Running:
@@ -43,10 +49,13 @@ def test_interrupt_cancels_a_running_task_at_once_and_counts_it_when_it_returns(
 ) -> None:
     pool = make_pool(1)
     task = Running()
-    future = pool.options(name="long").submit(task) if with_options else pool.submit(task)
+    if with_options:
+        future: concurrent.futures.Future[str] = pool.options(name="long").submit(task)
+    else:
+        future = pool.submit(task)
     assert task.started.wait(DEADLINE)
     assert not future.cancel()  # the standard meaning: too late
-    assert future.cancel(interrupt=True)  # type: ignore[call-arg]
+    assert interrupt(future)
     assert future.cancelled()
     assert future.done()
     with pytest.raises(concurrent.futures.CancelledError):
@@ -81,7 +90,7 @@ def test_interrupt_wakes_result_and_wait_at_once(make_pool: PoolFactory, gate: G
         waiter.start()
     wait_until(lambda: future._waiters != [])  # wait() has registered
     cancelled_at = time.monotonic()
-    assert future.cancel(interrupt=True)  # type: ignore[call-arg]
+    assert interrupt(future)
     for waiter in waiters:
         waiter.join(DEADLINE)
     assert woke["result"] - cancelled_at < 1.0
@@ -98,7 +107,7 @@ def test_interrupt_of_a_task_not_started_is_a_plain_cancel(
     pool = make_pool(1)
     pool.submit(gate.wait)
     queued = pool.submit(abs, -1)
-    assert queued.cancel(interrupt=True)  # type: ignore[call-arg]
+    assert interrupt(queued)
     gate.open()
     wait_until(lambda: pool.stats().cancelled == 1)
     assert pool.stats().active == 0
@@ -107,7 +116,7 @@ def test_interrupt_of_a_task_not_started_is_a_plain_cancel(
 def test_interrupt_of_a_finished_task_does_nothing(make_pool: PoolFactory) -> None:
     future = make_pool(1).submit(abs, -4)
     assert future.result() == 4
-    assert not future.cancel(interrupt=True)  # type: ignore[call-arg]
+    assert not interrupt(future)
     assert future.result() == 4
 
 
@@ -116,7 +125,7 @@ def test_a_handle_is_per_task_never_per_thread(make_pool: PoolFactory) -> None:
     first = Running()
     future = pool.submit(first)
     assert first.started.wait(DEADLINE)
-    future.cancel(interrupt=True)  # type: ignore[call-arg]
+    interrupt(future)
     wait_until(lambda: pool.stats().active == 0)
     handles = [pool.submit(current_task).result() for _ in range(2)]
     assert handles[0] is not handles[1]
@@ -134,7 +143,7 @@ def test_check_raises_task_cancelled_once_cancelled(make_pool: PoolFactory) -> N
     assert task.started.wait(DEADLINE)
     assert task.handle is not None
     task.handle.check()  # not cancelled yet: nothing
-    future.cancel(interrupt=True)  # type: ignore[call-arg]
+    interrupt(future)
     with pytest.raises(TaskCancelled, match="cancelled") as caught:
         task.handle.check()
     assert isinstance(caught.value, concurrent.futures.CancelledError)
@@ -160,8 +169,8 @@ def test_on_cancel_runs_once_and_at_once_when_already_cancelled(
     future = pool.submit(task)
     assert registered.wait(DEADLINE)
     with caplog.at_level(logging.ERROR, logger="threadpool_plus"):
-        future.cancel(interrupt=True)  # type: ignore[call-arg]
-        future.cancel(interrupt=True)  # type: ignore[call-arg]  # a second request runs nothing again
+        interrupt(future)
+        interrupt(future)  # a second request runs nothing again
     assert calls == ["first", "after the failing one"]
     assert any("on_cancel" in r.getMessage() for r in caplog.records)
     release.set()
@@ -192,3 +201,14 @@ def test_outside_a_task_the_handle_is_never_cancelled() -> None:
 def test_bad_handle_arguments_raise(call: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
         call(current_task())
+
+
+def test_futures_are_task_futures_and_a_views_are_typed_so(make_pool: PoolFactory) -> None:
+    pool = make_pool(1)
+    plain = pool.submit(abs, -1)
+    viewed: TaskFuture[int] = pool.options(name="typed").submit(abs, -2)
+    assert isinstance(plain, TaskFuture)
+    assert isinstance(viewed, TaskFuture)
+    assert isinstance(plain, concurrent.futures.Future)
+    assert (plain.result(), viewed.result()) == (1, 2)
+    assert viewed.cancel(interrupt=True) is False  # done: type-checks without a cast

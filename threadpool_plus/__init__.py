@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._errors import PoolOverloaded, TaskCancelled, TaskTimeout
 from ._executor import ThreadPoolExecutor
 from ._failures import TaskFailure
+from ._future import TrackedFuture as TaskFuture
 from ._handle import TaskHandle, current_task
 from ._options import TaskOptions
 from ._stats import PoolStats
@@ -20,6 +21,7 @@ __all__ = [
     "PoolStats",
     "TaskCancelled",
     "TaskFailure",
+    "TaskFuture",
     "TaskHandle",
     "TaskOptions",
     "TaskTimeout",

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from time import monotonic
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, Union
 
+from ._future import TrackedFuture as TaskFuture
 from ._map import map_results, waiting_for_room
 from ._task import Task
 
@@ -186,34 +187,40 @@ class TaskOptions:
         self._timeout = None if timeout == math.inf else timeout  # None: no deadline
 
     def _task(self, fn: Callable[..., Any], method: str) -> Task:
+        """``fn`` wrapped with these options."""
         if not callable(fn):
             raise TypeError(f"{method}() needs a callable, not {type(fn).__name__}")
         context = self._context
-        copy: contextvars.Context | None = None
-        if context == "copy":
-            copy = contextvars.copy_context()
-        elif context is not None:
+        if context is not None:
             # A copy per task: one Context cannot be entered by two threads at once.
-            copy = context.copy()
-        deadline = self._deadline
-        if deadline is None and self._timeout is not None:
-            deadline = monotonic() + self._timeout
-        return Task(fn, self._name, copy, deadline)
+            context = contextvars.copy_context() if context == "copy" else context.copy()
+        timeout = self._timeout
+        return Task(
+            fn,
+            self._name,
+            context,
+            self._deadline if timeout is None else monotonic() + timeout,
+        )
 
-    def _tracked(self, future: Future[T], task: Task) -> Future[T]:
+    def _tracked(self, future: Future[T], task: Task) -> TaskFuture[T]:
         # The task is its future's handle (for cancel(interrupt=True)); nobody but this
         # thread has the future yet, so a plain store will do.
         future._handle = task  # type: ignore[attr-defined]
-        if task.deadline is not None:
-            self._watch(task.deadline, future, task)
-        return future
+        deadline = task.deadline
+        if deadline is not None:
+            self._watch(deadline, future, task)
+        return future  # type: ignore[return-value]  # the pool's own future class
 
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """The pool's ``submit``, with these options."""
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[T]:
+        """The pool's ``submit``, with these options. Typed as ``TaskFuture`` (whose
+        ``cancel`` takes ``interrupt=``); the pool's own ``submit`` is typed as the standard
+        pool's, so that subclasses overriding it keep type-checking."""
         task = self._task(fn, "submit")
         return self._tracked(self._pool.submit(task, *args, **kwargs), task)
 
-    def try_submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    def try_submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskFuture[T]:
         """The pool's ``try_submit``, with these options."""
         task = self._task(fn, "try_submit")
         return self._tracked(self._pool.try_submit(task, *args, **kwargs), task)
