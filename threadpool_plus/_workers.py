@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from queue import Empty, SimpleQueue
@@ -89,12 +90,14 @@ class WorkerThread(threading.Thread):
     """A pool's thread. A class of its own so that the fault-injection tests can make its
     ``start()`` fail the way a real one does, without touching anything else."""
 
-    worker: Worker | None = None
+    # Weak: a strong one would make a cycle with the worker, which holds this thread, and
+    # keep every exited thread alive until the next garbage collection.
+    worker: weakref.ref[Worker] | None = None
 
     def running_handle(self) -> TaskHandle | None:
         """The handle of the task this thread runs (``current_task()`` calls this on the
         current thread only): made on first use for a task submitted without options."""
-        worker = self.worker
+        worker = None if self.worker is None else self.worker()
         item = None if worker is None else worker.running
         if item is None:
             return None
@@ -109,6 +112,7 @@ class Worker:
     """One pool thread and the inbox through which it receives its tasks."""
 
     __slots__ = (
+        "__weakref__",  # its thread's reference to it (WorkerThread.worker)
         "checked_in",
         "core",
         "first",
@@ -136,7 +140,7 @@ class Worker:
         self.running: WorkItem | None = None
         self.launched = False  # its start() returned; written and read by the launcher only
         self.thread = WorkerThread(target=self._run, name=name, daemon=True, **_fresh_context())
-        self.thread.worker = self
+        self.thread.worker = weakref.ref(self)
 
     def _run(self) -> None:
         core = self.core
