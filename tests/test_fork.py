@@ -136,3 +136,40 @@ def test_fork_from_inside_a_task() -> None:
         """
     )
     assert output.splitlines() == ["child exit code: 0"]
+
+
+def test_a_forked_childs_pool_watches_its_own_deadlines() -> None:
+    """The parent's deadline watcher does not exist in the child; the child's pool starts
+    its own for its own tasks, and never expires the parent's."""
+    output = run_fork_script(
+        """
+        import threading
+        from threadpool_plus import TaskTimeout, ThreadPoolExecutor
+        from tests.scripts.forking import fork_and_wait
+
+        pool = ThreadPoolExecutor(2, name="forked")
+        release = threading.Event()
+        parents = pool.options(timeout=60).submit(release.wait, 30)  # watched in the parent
+
+        def child():
+            blocked = threading.Event()
+            future = pool.options(timeout=0.2).submit(blocked.wait, 30)
+            try:
+                future.result(timeout=10)
+            except TaskTimeout:
+                pass
+            else:
+                raise AssertionError("the child's task did not expire")
+            blocked.set()
+            pool.shutdown(wait=True)
+            s = pool.stats()
+            assert (s.submitted, s.expired, s.overrunning) == (1, 1, 0), s
+
+        print("child exit code:", fork_and_wait(child))
+        release.set()
+        assert parents.result(timeout=10) is True
+        assert pool.stats().expired == 0
+        pool.shutdown()
+        """
+    )
+    assert output.splitlines() == ["child exit code: 0"]
