@@ -185,6 +185,19 @@ def test_shutdown_default_executor_timeout_leaves_the_running_call_to_finish(
     assert (stats.submitted, stats.completed, stats.workers) == (1, 1, 0), stats
 
 
+def fill_default_executor(pool: ThreadPoolExecutor, gate: Gate) -> list[asyncio.Future[object]]:
+    """Makes ``pool`` the running loop's default executor and fills its one thread and its
+    one queue slot with calls held on ``gate``; returns their futures."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(pool)
+    accepted = [
+        loop.run_in_executor(None, gate.wait, "running"),
+        loop.run_in_executor(None, gate.wait, "queued"),
+    ]
+    gate.wait_entered(1)
+    return accepted
+
+
 @pytest.mark.timeout(20)
 def test_bounded_default_executor_that_fails_fast(make_pool: PoolFactory) -> None:
     """A bounded default executor with ``submit_timeout=0``: when it is full,
@@ -196,12 +209,7 @@ def test_bounded_default_executor_that_fails_fast(make_pool: PoolFactory) -> Non
 
     async def main() -> list[object]:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(pool)
-        accepted = [
-            loop.run_in_executor(None, gate.wait, "running"),
-            loop.run_in_executor(None, gate.wait, "queued"),
-        ]
-        gate.wait_entered(1)
+        accepted = fill_default_executor(pool, gate)
         with pytest.raises(PoolOverloaded, match="capacity 1"):
             loop.run_in_executor(None, int)  # raises before there is anything to await
         with pytest.raises(PoolOverloaded):
@@ -228,12 +236,7 @@ def test_bounded_default_executor_waiting_for_room_blocks_the_loop(
 
     async def main() -> list[object]:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(pool)
-        accepted = [
-            loop.run_in_executor(None, gate.wait, "running"),
-            loop.run_in_executor(None, gate.wait, "queued"),
-        ]
-        gate.wait_entered(1)
+        accepted = fill_default_executor(pool, gate)
 
         def make_room_once_the_loop_waits() -> None:
             wait_until(lambda: probe.waiting(pool) == 1)
