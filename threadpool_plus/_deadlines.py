@@ -7,19 +7,24 @@ its handle cancelled; either way its future fails with ``TaskTimeout``. The watc
 the only guard: a worker that reaches a queued task past its deadline expires it instead of
 running it, so a late watcher (a busy machine) never lets an expired task start.
 
-It holds each task's future by weak reference (the future holds its ``Task``, as its
-handle): a task that finished long before its deadline (the common case) leaves nothing
-alive here but a small heap entry, and the heap is compacted whenever it doubles. The
-thread ends once the pool is closed and nothing is left to watch; after ``os.fork()`` the
-child's watcher starts afresh.
+Deadlines given as a timeout (``options(timeout=)``, ``task_timeout``) go into a *lane* per
+timeout value: tasks submitted later with the same timeout expire later, so each lane is a
+FIFO and watching costs an append, not a heap push. Explicit deadlines (``options(deadline=)``)
+go into one heap. Entries hold each task's future by weak reference (the future holds its
+``Task``, as its handle): a task that finished long before its deadline (the common case)
+leaves only a small entry, dropped as soon as it reaches the front of its lane, or when the
+heap compacts (whenever it doubles). The thread ends once the pool is closed and nothing is
+left to watch; after ``os.fork()`` the child's watcher starts afresh.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from time import monotonic
 from typing import Any
@@ -29,13 +34,14 @@ from ._task import Task
 
 __all__ = ["Deadlines"]
 
-_Entry = tuple[float, int, "weakref.ref[Any]"]  # (deadline, order, the task's future)
+_Entry = tuple[float, int, "weakref.ref[Any]"]  # heap: (deadline, order, the task's future)
+_LaneEntry = tuple[float, "weakref.ref[Any]"]  # lane: (deadline, the task's future)
 _LIVE = (PENDING, RUNNING)
 _COMPACT_FLOOR = 1024  # heap entries below which compaction is not worth it
 
 
 class Deadlines:
-    """Watches a pool's task deadlines."""
+    """Watches a pool's task deadlines. Every field is guarded by ``_lock``."""
 
     __slots__ = (
         "_asleep",
@@ -43,11 +49,13 @@ class Deadlines:
         "_compact_at",
         "_expire",
         "_heap",
+        "_lanes",
         "_lock",
         "_name",
         "_sequence",
         "_sleeper",
         "_thread",
+        "_wake_at",
     )
 
     def __init__(
@@ -64,29 +72,39 @@ class Deadlines:
         # lock and a sleeper rather than a Condition: watch() is on every submit of a task
         # with a deadline, and a Condition's Python-level methods would double its cost.
         self._lock = threading.Lock()
-        self._heap: list[_Entry] = []  # guarded by _lock
-        self._sequence = itertools.count()  # ties: first submitted, first expired
-        self._thread: threading.Thread | None = None  # guarded by _lock
-        self._compact_at = _COMPACT_FLOOR  # guarded by _lock
-        self._asleep = False  # the watcher sleeps on _sleeper; guarded by _lock
+        self._heap: list[_Entry] = []
+        self._lanes: dict[float, deque[_LaneEntry]] = {}  # by timeout
+        self._sequence = itertools.count()  # heap ties: first submitted, first expired
+        self._thread: threading.Thread | None = None
+        self._compact_at = _COMPACT_FLOOR
+        self._wake_at = math.inf  # when the watcher will look next
+        self._asleep = False  # the watcher sleeps on _sleeper
         self._sleeper = threading.Lock()
         self._sleeper.acquire()  # held except while a wake-up is pending
 
-    def watch(self, deadline: float, future: Any, task: Task) -> None:
-        """Expires ``task`` (whose future is ``future``, with ``task`` as its handle) at
-        ``deadline`` unless done."""
-        entry = (deadline, next(self._sequence), weakref.ref(future))
+    def watch(self, deadline: float, future: Any, timeout: float | None = None) -> None:
+        """Expires the task of ``future`` (its ``_handle``) at ``deadline`` unless done;
+        ``timeout``: the deadline is that long after now, as for the lane's other tasks."""
+        ref = weakref.ref(future)
         with self._lock:
-            heap = self._heap
-            heapq.heappush(heap, entry)
-            if len(heap) >= self._compact_at:
-                self._compact()
+            if timeout is None:
+                heap = self._heap
+                heapq.heappush(heap, (deadline, next(self._sequence), ref))
+                if len(heap) >= self._compact_at:
+                    self._compact()
+            else:
+                lane = self._lanes.get(timeout)
+                if lane is None:
+                    lane = self._lanes[timeout] = deque()
+                elif not _live(lane[0][1]):
+                    _drop_finished(lane)
+                lane.append((deadline, ref))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"{self._name}-deadlines", daemon=True
                 )
                 self._thread.start()
-            elif heap[0] is entry:  # a new earliest deadline: sleep less
+            elif deadline < self._wake_at:  # sooner than the watcher will look: wake it
                 self._wake_locked()
 
     def wake(self) -> None:
@@ -100,8 +118,8 @@ class Deadlines:
             self._sleeper.release()
 
     def _compact(self) -> None:
-        """Drops the entries of finished tasks. Lock held."""
-        self._heap = [entry for entry in self._heap if _pending(entry)]
+        """Drops the heap entries of finished tasks."""
+        self._heap = [entry for entry in self._heap if _live(entry[2])]
         heapq.heapify(self._heap)
         self._compact_at = max(_COMPACT_FLOOR, 2 * len(self._heap))
 
@@ -110,40 +128,75 @@ class Deadlines:
             due = self._due()
             if due is None:
                 return
-            for future, task in due:  # without the lock: expire takes the pool's
-                self._expire(future, task)
+            for future in due:  # without the lock: expire takes the pool's
+                self._expire(future, future._handle)
             del due
 
-    def _due(self) -> list[tuple[Any, Task]] | None:
-        """Sleeps until some task is due; returns those, or None once there is nothing
-        left to watch in a closed pool (the thread then ends)."""
+    def _due(self) -> list[Any] | None:
+        """Sleeps until some task is due; returns their futures, or None once there is
+        nothing left to watch in a closed pool (the thread then ends)."""
         while True:
             with self._lock:
-                heap = self._heap
                 now = monotonic()
-                due: list[tuple[Any, Task]] = []
-                while heap and (heap[0][0] <= now or not _pending(heap[0])):
-                    future = heapq.heappop(heap)[2]()
-                    if future is not None and future._state in _LIVE:
-                        due.append((future, future._handle))
+                due = self._take_due(now)
                 if due:
                     return due
                 if self._closed():
                     self._compact()  # what is left may all be finished
-                    if not self._heap:
+                    for timeout, lane in list(self._lanes.items()):
+                        lane = deque(entry for entry in lane if _live(entry[1]))
+                        self._lanes[timeout] = lane
+                        if not lane:
+                            del self._lanes[timeout]
+                    if not self._heap and not self._lanes:
                         self._thread = None  # the next watch() starts another
                         return None
+                self._wake_at = self._earliest()
                 self._asleep = True
-                wait = heap[0][0] - now if heap else -1
+                wait = -1 if self._wake_at == math.inf else max(0.0, self._wake_at - now)
             woken = self._sleeper.acquire(timeout=wait)
             with self._lock:
+                self._wake_at = -math.inf  # awake: it looks at all before it sleeps again
                 if self._asleep:  # timed out, and nobody woke it
                     self._asleep = False
                 elif not woken:  # woken just after it timed out: make the next sleep sleep
                     self._sleeper.acquire()
 
+    def _take_due(self, now: float) -> list[Any]:
+        """Takes the entries due by ``now`` (and finished ones in front) off the heap and
+        the lanes; returns the futures still to expire."""
+        due: list[Any] = []
+        heap = self._heap
+        while heap and (heap[0][0] <= now or not _live(heap[0][2])):
+            _collect(heapq.heappop(heap)[2], due)
+        for timeout, lane in list(self._lanes.items()):
+            while lane and (lane[0][0] <= now or not _live(lane[0][1])):
+                _collect(lane.popleft()[1], due)
+            if not lane:
+                del self._lanes[timeout]
+        return due
 
-def _pending(entry: _Entry) -> bool:
-    """Whether the entry's task may still need expiring."""
-    future = entry[2]()
+    def _earliest(self) -> float:
+        """The earliest deadline watched (every lane and the heap start with a live one)."""
+        heads = [lane[0][0] for lane in self._lanes.values()]
+        if self._heap:
+            heads.append(self._heap[0][0])
+        return min(heads, default=math.inf)
+
+
+def _live(ref: Any) -> bool:
+    """Whether the task behind this weak reference to its future may still need expiring."""
+    future = ref()
     return future is not None and future._state in _LIVE
+
+
+def _collect(ref: Any, due: list[Any]) -> None:
+    future = ref()
+    if future is not None and future._state in _LIVE:
+        due.append(future)
+
+
+def _drop_finished(lane: deque[_LaneEntry]) -> None:
+    """Drops the finished entries at the front of a lane (tasks mostly finish in order)."""
+    while lane and not _live(lane[0][1]):
+        lane.popleft()

@@ -43,7 +43,7 @@ CONTEXT_MODES = ("thread", "copy")
 CoreSubmit = Callable[
     [Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"], Future[Any]
 ]
-Watch = Callable[[float, Any, Task], None]  # (deadline, future, task): Deadlines.watch
+Watch = Callable[[float, Any, "float | None"], None]  # Deadlines.watch
 
 
 def check_context_mode(value: object) -> ContextMode:
@@ -134,7 +134,7 @@ def submit_with_defaults(
         future = submit(task, args, kwargs, wait)
         future._handle = task  # type: ignore[attr-defined]  # see TaskOptions._tracked
         if deadline is not None:
-            watch(deadline, future, task)
+            watch(deadline, future, timeout)
         return future
 
     return submit_task
@@ -186,8 +186,17 @@ class TaskOptions:
             timeout = pool.task_timeout
         self._timeout = None if timeout == math.inf else timeout  # None: no deadline
 
-    def _task(self, fn: Callable[..., Any], method: str) -> Task:
-        """``fn`` wrapped with these options."""
+    def _submit(
+        self,
+        submit: Callable[..., Future[Any]],
+        method: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> TaskFuture[Any]:
+        """Wraps ``fn`` as a ``Task`` with these options, submits it through the pool's
+        ``submit`` (or ``try_submit``) and tracks it. One function, not three: this runs on
+        every submit through the view, and each call would cost a tenth of it."""
         if not callable(fn):
             raise TypeError(f"{method}() needs a callable, not {type(fn).__name__}")
         context = self._context
@@ -195,35 +204,27 @@ class TaskOptions:
             # A copy per task: one Context cannot be entered by two threads at once.
             context = contextvars.copy_context() if context == "copy" else context.copy()
         timeout = self._timeout
-        return Task(
-            fn,
-            self._name,
-            context,
-            self._deadline if timeout is None else monotonic() + timeout,
-        )
-
-    def _tracked(self, future: Future[T], task: Task) -> TaskFuture[T]:
+        deadline = self._deadline if timeout is None else monotonic() + timeout
+        task = Task(fn, self._name, context, deadline)
+        future = submit(task, *args, **kwargs)
         # The task is its future's handle (for cancel(interrupt=True)); nobody but this
         # thread has the future yet, so a plain store will do.
         future._handle = task  # type: ignore[attr-defined]
-        deadline = task.deadline
         if deadline is not None:
-            self._watch(deadline, future, task)
+            self._watch(deadline, future, timeout)
         return future  # type: ignore[return-value]  # the pool's own future class
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[T]:
         """The pool's ``submit``, with these options. Typed as ``TaskFuture`` (whose
         ``cancel`` takes ``interrupt=``); the pool's own ``submit`` is typed as the standard
         pool's, so that subclasses overriding it keep type-checking."""
-        task = self._task(fn, "submit")
-        return self._tracked(self._pool.submit(task, *args, **kwargs), task)
+        return self._submit(self._pool.submit, "submit", fn, args, kwargs)
 
     def try_submit(
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> TaskFuture[T]:
         """The pool's ``try_submit``, with these options."""
-        task = self._task(fn, "try_submit")
-        return self._tracked(self._pool.try_submit(task, *args, **kwargs), task)
+        return self._submit(self._pool.try_submit, "try_submit", fn, args, kwargs)
 
     def map(
         self,
@@ -238,8 +239,7 @@ class TaskOptions:
 
         def submit(_: Callable[..., T], *args: Any) -> Future[T]:
             # A Task per item: its context copied and its deadline set at its submission.
-            task = self._task(fn, "map")
-            return self._tracked(self._pool.submit(task, *args), task)
+            return self._submit(self._pool.submit, "map", fn, args, {})
 
         return map_results(waiting_for_room(submit), fn, iterables, timeout, chunksize, buffersize)
 
