@@ -9,12 +9,14 @@ running it, so a late watcher (a busy machine) never lets an expired task start.
 
 Deadlines given as a timeout (``options(timeout=)``, ``task_timeout``) go into a *lane* per
 timeout value: tasks submitted later with the same timeout expire later, so each lane is a
-FIFO and watching costs an append, not a heap push. Explicit deadlines (``options(deadline=)``)
-go into one heap. Entries hold each task's future by weak reference (the future holds its
-``Task``, as its handle): a task that finished long before its deadline (the common case)
-leaves only a small entry, dropped as soon as it reaches the front of its lane, or when the
-heap compacts (whenever it doubles). The thread ends once the pool is closed and nothing is
-left to watch; after ``os.fork()`` the child's watcher starts afresh.
+FIFO and watching costs an append, not a heap push. Explicit deadlines
+(``options(deadline=)``), and the rare timeout deadline that would be out of order in its
+lane (its submit waited for room, or another thread appended first), go into one heap.
+Entries hold each task's future by weak reference (the future holds its ``Task``, as its
+handle): a task that finished long before its deadline (the common case) leaves only a small
+entry, dropped as soon as it reaches the front of its lane, or when the heap compacts
+(whenever it doubles). The thread ends once the pool is closed and nothing is left to watch;
+after ``os.fork()`` the child's watcher starts afresh.
 """
 
 from __future__ import annotations
@@ -87,18 +89,19 @@ class Deadlines:
         ``timeout``: the deadline is that long after now, as for the lane's other tasks."""
         ref = weakref.ref(future)
         with self._lock:
-            if timeout is None:
+            lane = None if timeout is None else self._lanes.get(timeout)
+            if lane is not None and lane and not _live(lane[0][1]):
+                _drop_finished(lane)
+            if timeout is not None and (not lane or lane[-1][0] <= deadline):
+                if lane is None:
+                    lane = self._lanes[timeout] = deque()
+                lane.append((deadline, ref))
+            else:  # an explicit deadline, or one that would be out of order in its lane
+                # (its submit waited for room, or another thread appended first)
                 heap = self._heap
                 heapq.heappush(heap, (deadline, next(self._sequence), ref))
                 if len(heap) >= self._compact_at:
                     self._compact()
-            else:
-                lane = self._lanes.get(timeout)
-                if lane is None:
-                    lane = self._lanes[timeout] = deque()
-                elif not _live(lane[0][1]):
-                    _drop_finished(lane)
-                lane.append((deadline, ref))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"{self._name}-deadlines", daemon=True
