@@ -51,7 +51,7 @@ class PoolHandle:
 
     name: str
     submit: Callable[..., Future[Any]]
-    close: Callable[[], None]
+    close: Callable[[], object]
     pool: object  # the pool itself, for what only one kind offers (threadpool_plus stats)
 
 

@@ -16,8 +16,10 @@ from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor
 def test_exported_names_are_pinned() -> None:
     """Adding or removing a public name is a deliberate change to this list."""
     assert sorted(threadpool_plus.__all__) == [
+        "DroppedTask",
         "PoolOverloaded",
         "PoolStats",
+        "ShutdownReport",
         "TaskCancelled",
         "TaskFailure",
         "TaskFuture",

@@ -21,7 +21,7 @@ from threadpool_plus import ThreadPoolExecutor
 def make_dropped_pool() -> Iterator[PoolFactory]:
     """Makes pools the test will drop (each needs a ``name``); keeps only their cores, which
     do not keep the executor alive, so that a failing test leaves no thread behind."""
-    shutdowns: list[Callable[[], None]] = []
+    shutdowns: list[Callable[[], object]] = []
     names: list[str] = []
 
     def factory(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:

@@ -12,7 +12,7 @@ import pytest
 from tests import _probe as probe
 from tests._support import Gate, threads_named, wait_until
 from tests.conftest import PoolFactory
-from threadpool_plus import ThreadPoolExecutor, current_task
+from threadpool_plus import ShutdownReport, ThreadPoolExecutor, current_task
 
 
 def test_drain_runs_every_accepted_task(make_pool: PoolFactory, gate: Gate) -> None:
@@ -106,7 +106,7 @@ def test_second_shutdown_can_cancel_what_the_first_left(
 def test_shutdown_from_a_task_does_not_deadlock(make_pool: PoolFactory) -> None:
     pool = make_pool(2)
     future = pool.submit(lambda: pool.shutdown(wait=True))
-    assert future.result(timeout=10) is None
+    assert future.result(timeout=10) == ShutdownReport()  # returned: nothing dropped
     with pytest.raises(RuntimeError):
         pool.submit(int)
 

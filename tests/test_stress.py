@@ -64,7 +64,7 @@ class Crew:
         self._events.append(event)
         return event
 
-    def start(self, name: str, target: Callable[[], None]) -> threading.Thread:
+    def start(self, name: str, target: Callable[[], object]) -> threading.Thread:
         """Runs ``target`` in a new daemon thread named ``stress-<name>``."""
 
         def run() -> None:

@@ -14,11 +14,14 @@ from ._failures import TaskFailure
 from ._future import TrackedFuture as TaskFuture
 from ._handle import TaskHandle, current_task
 from ._options import TaskOptions
+from ._report import DroppedTask, ShutdownReport
 from ._stats import PoolStats
 
 __all__ = [
+    "DroppedTask",
     "PoolOverloaded",
     "PoolStats",
+    "ShutdownReport",
     "TaskCancelled",
     "TaskFailure",
     "TaskFuture",

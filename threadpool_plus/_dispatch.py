@@ -18,12 +18,13 @@ from ._deadlines import Deadlines
 from ._errors import BROKEN_MESSAGE, BrokenThreadPool, deadline_passed
 from ._failures import TaskFailure, logger
 from ._future import TrackedFuture
+from ._handle import TaskHandle
 from ._items import EXIT, WAKE, Message, WorkItem, settle_unstarted, sort_unstarted
 from ._lean_future import sleep_until_released
 from ._ledger import FOLD_BATCH
 from ._pool import PoolCore, State
 from ._takeover import DEADLINE, INTERRUPT
-from ._task import Task
+from ._task import Task, task_name
 from ._workers import Worker
 
 __all__ = ["Dispatch"]
@@ -149,7 +150,7 @@ class Dispatch(PoolCore):
                 return True
         return False
 
-    def _close(self, cancel: bool, message: str) -> list[TrackedFuture[Any]]:
+    def _close(self, cancel: bool, message: str) -> list[WorkItem]:
         doomed = super()._close(cancel, message)
         self.deadlines.wake()  # to end once nothing is left to watch
         return doomed
@@ -229,11 +230,12 @@ class Dispatch(PoolCore):
             sleeper.release()
         self.exit_sleepers.clear()
 
-    def _wait_for_workers(self) -> None:
-        """Returns when every worker thread has exited, except: the caller's own (a task
-        or done-callback shutting down), those themselves waiting here (two tasks that
+    def _wait_for_workers(self, deadline: float | None = None) -> bool:
+        """Returns True when every worker thread has exited, except: the caller's own (a
+        task or done-callback shutting down), those themselves waiting here (two tasks that
         shut down at once would otherwise wait for each other) and one the caller is
-        starting (a signal handler on top of ``submit``, which cannot finish under it)."""
+        starting (a signal handler on top of ``submit``, which cannot finish under it).
+        Returns False at ``deadline`` (a ``time.monotonic()`` value) if some still run."""
         me = threading.current_thread()
         ident = get_ident()
         mine: Worker | None = None
@@ -262,6 +264,11 @@ class Dispatch(PoolCore):
                             pending = [w for w in pending if not w.taken_back]
                     if not pending:
                         break
+                    if deadline is not None:
+                        left = deadline - monotonic()
+                        if left <= 0:
+                            return False
+                        timeout = left if timeout is None else min(timeout, left)
                     sleeper = threading.Lock()
                     sleeper.acquire()
                     self.exit_sleepers.append(sleeper)
@@ -273,11 +280,33 @@ class Dispatch(PoolCore):
         with self.guarded("shutdown"):
             exited = [thread for thread in self.exited if thread is not me]
         for thread in exited:  # they have left _run(): let them finish altogether
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - monotonic()))
         with self.guarded("shutdown"):
             # Joined: nobody needs them any more, and a pool that outlives its shutdown
             # must not keep its dead threads' objects alive.
-            self.exited = [thread for thread in self.exited if thread not in exited]
+            self.exited = [t for t in self.exited if t not in exited or t.is_alive()]
+        return True
+
+    def _give_up(self) -> tuple[list[WorkItem], tuple[str, ...]]:
+        with self.guarded("shutdown"):
+            late = self._take_queue()
+            running = [w.running for w in self.workers if w.running is not None]
+        names = tuple(task_name(item[1]) for item in running)
+        if names:
+            logger.warning(
+                "shutdown of pool %r timed out with %d task(s) still running: %s; their "
+                "cancellation is requested",
+                self.name,
+                len(names),
+                ", ".join(names),
+                extra={"pool": self.name},
+            )
+        for future, fn, *_ in running:
+            handle = future._handle
+            if handle is None:
+                handle = future.attach_handle(TaskHandle(task_name(fn), None))
+            handle.cancel_task()
+        return late, names
 
     def _worker_of(self, thread: threading.Thread) -> Worker | None:
         for worker in self.workers:

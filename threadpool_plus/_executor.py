@@ -36,6 +36,7 @@ from ._options import (
     submit_with_defaults,
 )
 from ._process import track
+from ._report import ShutdownReport
 from ._stats import PoolStats
 from ._threads import ThreadCore
 
@@ -271,21 +272,40 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
 
         return map_results(waiting_for_room(submit), fn, iterables, timeout, chunksize, buffersize)
 
-    def shutdown(
-        self, wait: bool = True, *, cancel_futures: bool = False, drain: bool = True
-    ) -> None:
+    # The ignore: the standard pool's shutdown() returns None; this one returns a report,
+    # which code written for the standard pool simply does not look at.
+    def shutdown(  # type: ignore[override]
+        self,
+        wait: bool = True,
+        *,
+        cancel_futures: bool = False,
+        drain: bool = True,
+        timeout: float | None = None,
+    ) -> ShutdownReport:
         """Stops accepting tasks and lets the threads exit once the work is done.
 
         Calling it again is harmless. It never deadlocks, not even from a task or a
         done-callback (it then waits for every *other* thread).
 
         Args:
-            wait: Return only when every worker thread has exited.
+            wait: Return only when every worker thread has exited (or ``timeout`` ran out).
             cancel_futures: Cancel the tasks that have not started (as ``drain=False``).
             drain: Run every accepted task, the queued ones included. With ``False`` the
                 queued tasks are cancelled; running tasks always finish.
+            timeout: With ``wait``, wait at most this many seconds; then cancel the tasks
+                still queued and request the cancellation of those still running (their
+                handles are cancelled), and return. ``None`` waits as long as it takes.
+
+        Returns:
+            A ``ShutdownReport``: whether it timed out, the tasks it cancelled (``dropped``,
+            each with its ``fn``, ``args``, ``kwargs`` and cancelled ``future``, in queue
+            order, to persist or resubmit) and the names of the tasks still running.
+
+        Raises:
+            ValueError: ``timeout`` is negative or NaN.
         """
-        self._core.shutdown(wait=wait, cancel=cancel_futures or not drain)
+        limit = check_timeout("timeout", timeout, allow_zero=True)
+        return self._core.shutdown(wait=wait, cancel=cancel_futures or not drain, timeout=limit)
 
     def resize(self, *, min_workers: int | None = None, max_workers: int | None = None) -> None:
         """Changes the thread limits at run time; ``None`` keeps a limit as it is.

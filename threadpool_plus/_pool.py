@@ -30,14 +30,14 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from threading import get_ident
-from typing import Any
+from time import monotonic
 
 from ._admission import Admission
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool
 from ._failures import TaskFailure
-from ._future import TrackedFuture
 from ._histogram import HistogramSnapshot
 from ._items import WorkItem, settle_unstarted
+from ._report import ShutdownReport, dropped
 from ._stats import PoolStats
 
 __all__ = ["PoolCore", "State"]
@@ -143,8 +143,14 @@ class PoolCore(Admission):
         """Lets idle runners go until ``keep`` remain. Lock held."""
         raise NotImplementedError
 
-    def _wait_for_workers(self) -> None:
-        """Returns once every runner has exited (but the caller's own). No lock held."""
+    def _wait_for_workers(self, deadline: float | None = None) -> bool:
+        """Returns True once every runner has exited (but the caller's own), False at
+        ``deadline`` (a ``time.monotonic()`` value). No lock held."""
+        raise NotImplementedError
+
+    def _give_up(self) -> tuple[list[WorkItem], tuple[str, ...]]:
+        """A shutdown's timeout ran out: takes what is still queued (cancelled) and requests
+        the cancellation of what still runs; returns both (the running by name)."""
         raise NotImplementedError
 
     def _gauges(self) -> tuple[int, int, int, int, int]:
@@ -153,25 +159,38 @@ class PoolCore(Admission):
 
     # -- shutdown -------------------------------------------------------------------------
 
-    def shutdown(self, *, wait: bool, cancel: bool, message: str = SHUTDOWN_MESSAGE) -> None:
-        """Stops accepting work; cancels the queue if ``cancel``; waits if ``wait``.
+    def shutdown(
+        self,
+        *,
+        wait: bool,
+        cancel: bool,
+        message: str = SHUTDOWN_MESSAGE,
+        timeout: float | None = None,
+    ) -> ShutdownReport:
+        """Stops accepting work; cancels the queue if ``cancel``; waits if ``wait``, for at
+        most ``timeout`` seconds: then it cancels what is still queued and requests the
+        cancellation of what still runs (``_give_up``). Returns what it dropped.
 
         A done-callback that raises while the queue is cancelled stops nothing: every
         future is settled and the threads are waited for, then its exception propagates.
         """
         if get_ident() == self.main_ident and (self.main_in_lock or self.main_waiting):
             # A signal handler that interrupted this pool's own code in the main thread.
-            self._shutdown_from_signal_handler(cancel, message)
-            return
+            return self._shutdown_from_signal_handler(cancel, message)
+        deadline = None if timeout is None else monotonic() + timeout
         with self.guarded("shutdown"):
             doomed = self._close(cancel, message)
-        error = settle_unstarted(doomed, None)
-        if wait:
-            self._wait_for_workers()
+        error = settle_unstarted([item[0] for item in doomed], None)
+        report = ShutdownReport(dropped=dropped(doomed))
+        if wait and not self._wait_for_workers(deadline):
+            late, running = self._give_up()
+            error = settle_unstarted([item[0] for item in late], None) or error
+            report = ShutdownReport(True, report.dropped + dropped(late), running)
         if error is not None:
             raise error
+        return report
 
-    def _shutdown_from_signal_handler(self, cancel: bool, message: str) -> None:
+    def _shutdown_from_signal_handler(self, cancel: bool, message: str) -> ShutdownReport:
         """A signal handler running on top of the main thread inside a critical section or
         a wait for room: blocking on the lock could deadlock, and so could waiting for the
         threads (whose work may need what the interrupted code was about to do)."""
@@ -180,10 +199,10 @@ class PoolCore(Admission):
                 doomed = self._close(cancel, message)
             finally:
                 self.lock.release()
-            error = settle_unstarted(doomed, None)
+            error = settle_unstarted([item[0] for item in doomed], None)
             if error is not None:
                 raise error
-            return
+            return ShutdownReport(dropped=dropped(doomed))
         # Held, perhaps by the code we interrupted. Refuse new work now (a section that
         # already passed its check just ran a little earlier than this shutdown) and let
         # another thread wait for the lock to do the rest.
@@ -196,18 +215,23 @@ class PoolCore(Admission):
             name=f"{self.name}-shutdown",
             daemon=True,
         ).start()
+        return ShutdownReport()  # what it drops, that thread drops
 
-    def _close(self, cancel: bool, message: str) -> list[TrackedFuture[Any]]:
-        """Closes admission; returns the futures of the queue if ``cancel``. Lock held."""
+    def _close(self, cancel: bool, message: str) -> list[WorkItem]:
+        """Closes admission; returns the queue, emptied, if ``cancel``. Lock held."""
         self.shut_down = True
         self._advance(State.STOPPING if cancel else State.DRAINING, message)
         self._refuse_waiters()
-        doomed: list[TrackedFuture[Any]] = []
-        if cancel and self.queue:
-            doomed = [item[0] for item in self.queue]
-            self.queue.clear()
-            self.cancelled += len(doomed)  # none of them ran, whatever their future says
+        doomed = self._take_queue() if cancel else []
         self._retire_idle()
+        return doomed
+
+    def _take_queue(self) -> list[WorkItem]:
+        """Empties the queue; counts its tasks as cancelled (none of them ran, whatever
+        their futures say). Lock held."""
+        doomed = list(self.queue)
+        self.queue.clear()
+        self.cancelled += len(doomed)
         return doomed
 
     # -- reading --------------------------------------------------------------------------
