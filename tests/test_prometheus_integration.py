@@ -62,6 +62,7 @@ GAUGES = {
     "threadpool_active_tasks": "active",
     "threadpool_overrunning_tasks": "overrunning",
     "threadpool_queued_tasks": "queued",
+    "threadpool_waiting_submitters": "waiting_submitters",
     "threadpool_queue_capacity": "queue_capacity",
     "threadpool_min_workers": "min_workers",
     "threadpool_max_workers": "max_workers",
@@ -510,7 +511,7 @@ def test_dashboard_is_well_formed() -> None:
     for wanted in (
         "Throughput",
         "Failure rate",
-        "Queue depth vs capacity",
+        "Queue depth vs capacity, waiting submitters",
         "Busy vs idle workers",
         "Rejections per second",
         "Task run time (p50 / p95 / p99)",
@@ -519,9 +520,9 @@ def test_dashboard_is_well_formed() -> None:
         "Overrunning tasks",
     ):
         assert wanted in titles
-    # Every counter, and the overrunning gauge, is on the dashboard.
+    # Every counter, the overrunning and waiting-submitter gauges, are on the dashboard.
     exprs = " ".join(target["expr"] for _, target in targets)
-    for family in [*COUNTERS, "threadpool_overrunning_tasks"]:
+    for family in [*COUNTERS, "threadpool_overrunning_tasks", "threadpool_waiting_submitters"]:
         assert f"{family}{{" in exprs, family
 
 

@@ -77,6 +77,7 @@ class Admission(Ledger):
 
     __slots__ = (
         "main_waiting",  # written by the main thread only; set up in PoolCore._reset_sync
+        "max_waiting",  # max_waiting_submitters; fixed at construction
         "waiters",
     )
 
@@ -89,8 +90,26 @@ class Admission(Ledger):
         def guarded(self, operation: str) -> AbstractContextManager[None]: ...
         def _refusal(self) -> BaseException: ...
 
-    def _open_admission(self) -> None:
+    def _open_admission(self, max_waiting: int | None) -> None:
+        self.max_waiting = max_waiting  # None: any number of callers may wait
         self.waiters: deque[Waiter] = deque()  # oldest first; guarded by the lock
+
+    def _line_up(self, item: WorkItem, timeout: float | None) -> Waiter | bool:
+        """A caller found the pool full: puts it in line for room, or refuses it (False,
+        counted as rejected): it would not wait (``patience``), or the line is as long as
+        ``max_waiting_submitters`` allows (``map``, which never raises, still waits).
+        Lock held."""
+        timeout = patience(timeout)
+        if timeout == 0 or (
+            self.max_waiting is not None
+            and len(self.waiters) >= self.max_waiting
+            and not map_scope.waits
+        ):
+            self.rejected += 1
+            return False
+        waiter = Waiter(item, timeout)
+        self.waiters.append(waiter)
+        return waiter
 
     def _admit_waiters(self) -> None:
         """Moves the oldest waiters' tasks into the queue while it has room. Lock held."""

@@ -81,6 +81,8 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             and run-time histograms; ``None`` spans 10 microseconds to 5 minutes.
         task_timeout: Each task's default timeout in seconds from submission (see
             ``options()``); ``None`` or ``math.inf``: no deadline.
+        max_waiting_submitters: The most callers that may wait for room at once; the
+            next one gets ``PoolOverloaded`` at once (``map`` still waits). ``None``: any.
         context: "thread" runs tasks in the worker thread's own context, as the standard
             library does (threads start with an empty one); "copy" runs each task in a copy
             of its submitter's context, taken at submission.
@@ -107,6 +109,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         histogram_buckets: Sequence[float] | None = None,
         task_timeout: float | None = None,
         context: ContextMode = "thread",
+        max_waiting_submitters: int | None = None,
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
         low, high = check_limits(min_workers, max_workers)
@@ -121,6 +124,11 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             raise TypeError("on_task_error must be a callable or None")
         buckets = check_buckets(histogram_buckets)
         self._task_timeout = check_timeout_option("task_timeout", task_timeout)
+        max_waiting = (
+            None
+            if max_waiting_submitters is None
+            else check_count("max_waiting_submitters", max_waiting_submitters, minimum=1)
+        )
         self._context: ContextMode = check_context_mode(context)
         if name is None:
             name = prefix or f"ThreadPoolExecutor-{next(_pool_numbers)}"
@@ -132,6 +140,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             min_workers=low,
             max_workers=high,
             capacity=capacity,
+            max_waiting=max_waiting,
             idle_timeout=idle,
             initializer=init,
             initargs=args,

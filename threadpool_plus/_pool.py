@@ -70,7 +70,7 @@ class PoolCore(Admission):
         "state",
     )
 
-    def _open_pool(self, name: str, capacity: int) -> None:
+    def _open_pool(self, name: str, capacity: int, max_waiting: int | None) -> None:
         self.name = name  # fixed at construction; read without the lock
         self.capacity = capacity  # likewise; 0 = unbounded
         self._reset_sync()
@@ -81,7 +81,7 @@ class PoolCore(Admission):
         self.shut_down = False  # shutdown was asked for (the standard pool's _shutdown)
         self.queue: deque[WorkItem] = deque()  # accepted, not started; FIFO
         self.active = 0  # tasks handed to a runner and not yet counted as done
-        self._open_admission()
+        self._open_admission(max_waiting)
 
     def _reset_sync(self) -> None:
         self.lock = threading.Lock()
@@ -254,6 +254,7 @@ class PoolCore(Admission):
             rejected=self.rejected,
             expired=self.expired,
             overrunning=self.overrunning,
+            waiting_submitters=len(self.waiters),
         )
 
     def snapshot(self) -> PoolStats:

@@ -33,6 +33,7 @@ class PoolStats:
         expired: Tasks whose deadline passed: never started, or since returned.
         overrunning: Threads still running a task whose deadline passed (its future has
             failed with ``TaskTimeout``; the task is still counted in ``active``).
+        waiting_submitters: Callers blocked in ``submit`` (or ``map``) waiting for room.
     """
 
     workers: int
@@ -50,6 +51,7 @@ class PoolStats:
     rejected: int
     expired: int = 0
     overrunning: int = 0
+    waiting_submitters: int = 0
 
     @property
     def busy_workers(self) -> int:

@@ -39,7 +39,7 @@ from threading import get_ident
 from time import perf_counter, sleep
 from typing import Any
 
-from ._admission import Waiter, patience
+from ._admission import Waiter
 from ._config import check_order
 from ._deadlines import Deadlines
 from ._dispatch import Dispatch
@@ -80,6 +80,7 @@ class ThreadCore(Dispatch):
         min_workers: int,
         max_workers: int,
         capacity: int,
+        max_waiting: int | None = None,
         idle_timeout: float | None,
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
@@ -95,7 +96,7 @@ class ThreadCore(Dispatch):
         self.on_task_error = on_task_error
         # The GIL hand-over heuristics in submit() only help where there is a GIL.
         self.yield_gil = _gil_enabled()
-        self._open_pool(name, capacity)
+        self._open_pool(name, capacity, max_waiting)
         self._open_ledger(failure_history, histogram_buckets)
         # Everything below is guarded by self.lock.
         self.min_workers = min_workers
@@ -193,13 +194,7 @@ class ThreadCore(Dispatch):
             self.active += 1
             self.submitted += 1
             return worker
-        timeout = patience(timeout)
-        if timeout == 0:
-            self.rejected += 1
-            return False
-        waiter = Waiter(item, timeout)
-        self.waiters.append(waiter)
-        return waiter
+        return self._line_up(item, timeout)
 
     # -- starting threads -----------------------------------------------------------------
 

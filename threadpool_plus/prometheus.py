@@ -36,6 +36,8 @@ Gauges (the value at scrape time):
 - ``threadpool_overrunning_tasks``: running tasks whose deadline passed (their futures
   already failed with ``TaskTimeout``); they are also counted in ``active_tasks``.
 - ``threadpool_queued_tasks``: accepted tasks waiting for a thread.
+- ``threadpool_waiting_submitters``: callers blocked in ``submit`` (or ``map``) waiting
+  for room in a full queue (bounded by ``max_waiting_submitters``).
 - ``threadpool_queue_capacity``: ``max_queue_size`` (0 means unbounded).
 - ``threadpool_min_workers``, ``threadpool_max_workers``: the current limits.
 - ``threadpool_peak_workers``: the most live threads seen at once.
@@ -117,6 +119,11 @@ _GAUGES: tuple[tuple[str, str, Callable[[PoolStats], int]], ...] = (
         lambda s: s.overrunning,
     ),
     ("threadpool_queued_tasks", "Accepted tasks waiting for a thread.", lambda s: s.queued),
+    (
+        "threadpool_waiting_submitters",
+        "Callers blocked in submit or map, waiting for room in a full queue.",
+        lambda s: s.waiting_submitters,
+    ),
     (
         "threadpool_queue_capacity",
         "Most tasks the queue holds (0 means unbounded).",
