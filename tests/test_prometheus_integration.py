@@ -54,6 +54,8 @@ COUNTERS = {
     "threadpool_tasks_cancelled_total": "cancelled",
     "threadpool_tasks_expired_total": "expired",
     "threadpool_tasks_rejected_total": "rejected",
+    "threadpool_tasks_dropped_total": "dropped",
+    "threadpool_tasks_caller_ran_total": "caller_ran",
 }
 GAUGES = {
     "threadpool_workers": "workers",
@@ -513,7 +515,7 @@ def test_dashboard_is_well_formed() -> None:
         "Failure rate",
         "Queue depth vs capacity, waiting submitters",
         "Busy vs idle workers",
-        "Rejections per second",
+        "Overload: rejected, dropped, ran by the caller (per second)",
         "Task run time (p50 / p95 / p99)",
         "Queue wait (p50 / p95 / p99)",
         "Expirations per second",

@@ -23,10 +23,11 @@ The waiter sleeps on its own lock with the pool's lock released and the main thr
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._items import WorkItem
 from ._lean_future import sleep_until_released
@@ -35,7 +36,7 @@ from ._ledger import Ledger
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-__all__ = ["TRY_ONLY", "Admission", "Waiter", "map_scope"]
+__all__ = ["OVERFLOW_POLICIES", "TRY_ONLY", "Admission", "Overflow", "Waiter", "map_scope"]
 
 # The timeout ``try_submit`` passes: no wait, not even inside ``map`` (see ``patience``).
 TRY_ONLY = -1.0
@@ -72,12 +73,31 @@ class Waiter:
         self.sleeper.acquire()  # released by whoever admits or refuses this waiter
 
 
+class Overflow(NamedTuple):
+    """What the overflow policy asks of the submitting caller, after the lock: cancel the
+    task it dropped from the queue (``"drop_oldest"``), or run its own (``"caller_runs"``)."""
+
+    dropped: WorkItem | None
+    run: WorkItem | None
+
+
+OVERFLOW_POLICIES = ("reject", "caller_runs", "drop_oldest")
+
+
+def _in_event_loop() -> bool:
+    """Whether this thread runs an asyncio event loop (which a task run here would
+    freeze). asyncio is not imported for this: without it, no loop runs."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio.events._get_running_loop() is not None
+
+
 class Admission(Ledger):
     """The line of waiting callers: a layer of the pool core, guarded by its lock."""
 
     __slots__ = (
         "main_waiting",  # written by the main thread only; set up in PoolCore._reset_sync
         "max_waiting",  # max_waiting_submitters; fixed at construction
+        "overflow",  # the overflow policy; fixed at construction
         "waiters",
     )
 
@@ -87,20 +107,26 @@ class Admission(Ledger):
         queue: deque[WorkItem]
         capacity: int
 
+        def _accept_for_caller(self) -> None: ...
+
         def guarded(self, operation: str) -> AbstractContextManager[None]: ...
         def _refusal(self) -> BaseException: ...
 
-    def _open_admission(self, max_waiting: int | None) -> None:
+    def _open_admission(self, max_waiting: int | None, overflow: str) -> None:
         self.max_waiting = max_waiting  # None: any number of callers may wait
+        self.overflow = overflow
         self.waiters: deque[Waiter] = deque()  # oldest first; guarded by the lock
 
-    def _line_up(self, item: WorkItem, timeout: float | None) -> Waiter | bool:
-        """A caller found the pool full: puts it in line for room, or refuses it (False,
-        counted as rejected): it would not wait (``patience``), or the line is as long as
-        ``max_waiting_submitters`` allows (``map``, which never raises, still waits).
-        Lock held."""
+    def _line_up(self, item: WorkItem, timeout: float | None) -> Waiter | Overflow | bool:
+        """A caller found the pool full: puts it in line for room; or, when it will not
+        wait (``patience``), applies the overflow policy; or refuses it (False, counted as
+        rejected): ``try_submit``, or a line as long as ``max_waiting_submitters`` allows
+        (``map``, which never raises, still waits). Lock held."""
+        try_only = timeout is not None and timeout < 0
         timeout = patience(timeout)
-        if timeout == 0 or (
+        if timeout == 0 and not try_only:
+            return self._overflow(item)
+        if try_only or (
             self.max_waiting is not None
             and len(self.waiters) >= self.max_waiting
             and not map_scope.waits
@@ -110,6 +136,22 @@ class Admission(Ledger):
         waiter = Waiter(item, timeout)
         self.waiters.append(waiter)
         return waiter
+
+    def _overflow(self, item: WorkItem) -> Overflow | bool:
+        """The policy for a task the full pool cannot take and whose caller waits no
+        longer: False (``"reject"``, counted), or what the caller does next. Lock held."""
+        if self.overflow == "drop_oldest" and self.queue:
+            oldest = self.queue.popleft()
+            self.cancelled += 1
+            self.dropped += 1
+            self.queue.append(item)
+            self.submitted += 1
+            return Overflow(oldest, None)
+        if self.overflow == "caller_runs" and not _in_event_loop():
+            self._accept_for_caller()
+            return Overflow(None, item)
+        self.rejected += 1
+        return False
 
     def _admit_waiters(self) -> None:
         """Moves the oldest waiters' tasks into the queue while it has room. Lock held."""
@@ -138,9 +180,9 @@ class Admission(Ledger):
             return False
         return True
 
-    def _await_room(self, waiter: Waiter, main: bool) -> bool:
+    def _await_room(self, waiter: Waiter, main: bool) -> Overflow | bool:
         """Blocks, without the lock, until ``waiter`` is admitted (True), refused (raises
-        the refusal) or its timeout runs out (False, counted as rejected).
+        the refusal) or its timeout runs out: then the overflow policy (``_overflow``).
 
         ``main``: the caller is the main thread, whose signal handlers may run while it
         waits here; ``main_waiting`` tells them (see ``PoolCore.shutdown``).
@@ -158,9 +200,8 @@ class Admission(Ledger):
                 self.main_waiting = outer
         if not woken:
             with self.guarded("submit"):
-                if self._withdraw(waiter):
-                    self.rejected += 1
-                    return False
+                if self._withdraw(waiter):  # still in line: its timeout ran out
+                    return self._overflow(waiter.item)
         if waiter.refused:
             raise waiter.error or self._refusal()
         return True

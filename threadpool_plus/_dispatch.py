@@ -101,6 +101,25 @@ class Dispatch(PoolCore):
             self._record_failure(record, wait, run)
             return self._next_task(worker)
 
+    def task_ran_by_caller(
+        self, failure: TaskFailure | None, waited: float, ran: float, expired: bool = False
+    ) -> None:
+        """Counts a task its submitting thread ran (``overflow="caller_runs"``): completed,
+        failed (``failure``) or expired."""
+        with self.lock:
+            self.active -= 1
+            self.caller_ran += 1
+            if expired:
+                self.expired += 1
+            elif failure is not None:
+                self._record_failure(failure, waited, ran)
+            else:
+                self.completed += 1
+                self.pending_waits.append(waited)
+                self.pending_runs.append(ran)
+                if len(self.pending_waits) >= FOLD_BATCH:
+                    self._fold_timings()
+
     def task_taken(self, worker: Worker, how: str) -> Message:
         """``task_completed`` for a task whose future was taken over (``how``: ``DEADLINE``,
         ``INTERRUPT``), or that this worker expired before it started (``EXPIRED``)."""

@@ -9,9 +9,9 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from ._admission import TRY_ONLY
+from ._admission import OVERFLOW_POLICIES, TRY_ONLY
 from ._compat import StandardNames, wrap_like_standard_submit
 from ._config import (
     check_count,
@@ -81,6 +81,11 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             and run-time histograms; ``None`` spans 10 microseconds to 5 minutes.
         task_timeout: Each task's default timeout in seconds from submission (see
             ``options()``); ``None`` or ``math.inf``: no deadline.
+        overflow: What ``submit`` does when ``submit_timeout`` runs out (at once for 0):
+            ``"reject"`` raises ``PoolOverloaded``; ``"caller_runs"`` runs the task in the
+            submitting thread and returns its finished future (refused on a thread that
+            runs an asyncio event loop); ``"drop_oldest"`` cancels the oldest queued task
+            and queues this one. ``try_submit`` always raises, and ``map`` always waits.
         max_waiting_submitters: The most callers that may wait for room at once; the
             next one gets ``PoolOverloaded`` at once (``map`` still waits). ``None``: any.
         context: "thread" runs tasks in the worker thread's own context, as the standard
@@ -110,6 +115,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         task_timeout: float | None = None,
         context: ContextMode = "thread",
         max_waiting_submitters: int | None = None,
+        overflow: Literal["reject", "caller_runs", "drop_oldest"] = "reject",
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
         low, high = check_limits(min_workers, max_workers)
@@ -124,6 +130,10 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             raise TypeError("on_task_error must be a callable or None")
         buckets = check_buckets(histogram_buckets)
         self._task_timeout = check_timeout_option("task_timeout", task_timeout)
+        if not isinstance(overflow, str):
+            raise TypeError(f"overflow must be a str, not {type(overflow).__name__}")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
         max_waiting = (
             None
             if max_waiting_submitters is None
@@ -141,6 +151,7 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             max_workers=high,
             capacity=capacity,
             max_waiting=max_waiting,
+            overflow=overflow,
             idle_timeout=idle,
             initializer=init,
             initargs=args,

@@ -30,8 +30,10 @@ class Ledger:
     # a slot is the fastest attribute CPython has (an instance dict stops being compact
     # past 30 keys, which the whole core exceeds).
     __slots__ = (
+        "caller_ran",
         "cancelled",
         "completed",
+        "dropped",
         "expired",
         "failed",
         "failures",
@@ -51,6 +53,8 @@ class Ledger:
         self.cancelled = 0  # never ran (cancelled, or a shutdown), or interrupted and returned
         self.rejected = 0  # refused with PoolOverloaded
         self.expired = 0  # past its deadline: never started, or since returned
+        self.dropped = 0  # cancelled by overflow="drop_oldest" (also in cancelled)
+        self.caller_ran = 0  # run by its submitter, overflow="caller_runs" (also done)
         self.overrunning = 0  # running past its deadline (also in active)
         # The newest failures, oldest first; None when failure_history is 0.
         self.failures: deque[TaskFailure] | None = (

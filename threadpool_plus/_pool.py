@@ -70,7 +70,7 @@ class PoolCore(Admission):
         "state",
     )
 
-    def _open_pool(self, name: str, capacity: int, max_waiting: int | None) -> None:
+    def _open_pool(self, name: str, capacity: int, max_waiting: int | None, overflow: str) -> None:
         self.name = name  # fixed at construction; read without the lock
         self.capacity = capacity  # likewise; 0 = unbounded
         self._reset_sync()
@@ -81,7 +81,7 @@ class PoolCore(Admission):
         self.shut_down = False  # shutdown was asked for (the standard pool's _shutdown)
         self.queue: deque[WorkItem] = deque()  # accepted, not started; FIFO
         self.active = 0  # tasks handed to a runner and not yet counted as done
-        self._open_admission(max_waiting)
+        self._open_admission(max_waiting, overflow)
 
     def _reset_sync(self) -> None:
         self.lock = threading.Lock()
@@ -226,6 +226,12 @@ class PoolCore(Admission):
         self._retire_idle()
         return doomed
 
+    def _accept_for_caller(self) -> None:
+        """Counts a task its caller will run itself (``overflow="caller_runs"``): accepted,
+        and active until the caller reports it. Lock held."""
+        self.submitted += 1
+        self.active += 1
+
     def _take_queue(self) -> list[WorkItem]:
         """Empties the queue; counts its tasks as cancelled (none of them ran, whatever
         their futures say). Lock held."""
@@ -255,6 +261,8 @@ class PoolCore(Admission):
             expired=self.expired,
             overrunning=self.overrunning,
             waiting_submitters=len(self.waiters),
+            dropped=self.dropped,
+            caller_ran=self.caller_ran,
         )
 
     def snapshot(self) -> PoolStats:

@@ -34,6 +34,10 @@ class PoolStats:
         overrunning: Threads still running a task whose deadline passed (its future has
             failed with ``TaskTimeout``; the task is still counted in ``active``).
         waiting_submitters: Callers blocked in ``submit`` (or ``map``) waiting for room.
+        dropped: Queued tasks cancelled to make room (``overflow="drop_oldest"``); also in
+            ``cancelled``.
+        caller_ran: Tasks run by their submitting thread (``overflow="caller_runs"``); also
+            in ``completed`` or ``failed``.
     """
 
     workers: int
@@ -52,6 +56,8 @@ class PoolStats:
     expired: int = 0
     overrunning: int = 0
     waiting_submitters: int = 0
+    dropped: int = 0
+    caller_ran: int = 0
 
     @property
     def busy_workers(self) -> int:

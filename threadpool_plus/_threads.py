@@ -39,7 +39,8 @@ from threading import get_ident
 from time import perf_counter, sleep
 from typing import Any
 
-from ._admission import Waiter
+from ._admission import Overflow, Waiter
+from ._caller import run_in_caller
 from ._config import check_order
 from ._deadlines import Deadlines
 from ._dispatch import Dispatch
@@ -81,6 +82,7 @@ class ThreadCore(Dispatch):
         max_workers: int,
         capacity: int,
         max_waiting: int | None = None,
+        overflow: str = "reject",
         idle_timeout: float | None,
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
@@ -96,7 +98,7 @@ class ThreadCore(Dispatch):
         self.on_task_error = on_task_error
         # The GIL hand-over heuristics in submit() only help where there is a GIL.
         self.yield_gil = _gil_enabled()
-        self._open_pool(name, capacity, max_waiting)
+        self._open_pool(name, capacity, max_waiting, overflow)
         self._open_ledger(failure_history, histogram_buckets)
         # Everything below is guarded by self.lock.
         self.min_workers = min_workers
@@ -128,7 +130,7 @@ class ThreadCore(Dispatch):
         if main:  # see PoolCore.guarded()
             outer, self.main_in_lock = self.main_in_lock, True
         lock = self.lock
-        placed: Worker | Waiter | bool = False
+        placed: Worker | Waiter | Overflow | bool = False
         convoy = False  # see the end of this method
         try:
             if not lock.acquire(False):
@@ -165,7 +167,9 @@ class ThreadCore(Dispatch):
         if placed is not True:  # off the common path: a new thread, a wait, a rejection
             if placed.__class__ is Waiter:
                 placed = self._await_room(placed, main)
-            if placed is False:
+            if placed.__class__ is Overflow:
+                self._overflowed(placed)
+            elif placed is False:
                 if self.yield_gil:
                     # Rejected. A caller that retries at once spins in pure Python and keeps
                     # the GIL from the workers, whose progress is the only thing that makes
@@ -183,11 +187,22 @@ class ThreadCore(Dispatch):
             sleep(0)
         return future
 
-    def _place(self, item: WorkItem, timeout: float | None) -> Worker | Waiter | bool:
+    def _overflowed(self, overflow: Overflow) -> None:
+        """What the overflow policy left to the caller, without the lock: cancel the task
+        ``"drop_oldest"`` dropped, or run its own task here (``"caller_runs"``)."""
+        if overflow.dropped is not None:
+            error = settle_unstarted([overflow.dropped[0]], None)
+            if error is not None:
+                raise error
+        if overflow.run is not None:
+            run_in_caller(self, overflow.run)
+
+    def _place(self, item: WorkItem, timeout: float | None) -> Worker | Waiter | Overflow | bool:
         """Where a task goes when no thread is idle and the fast path had no room. Lock held.
 
         Returns a reserved worker holding ``item`` (the caller launches it), a ``Waiter``
-        in line for room, or False once a rejection is counted.
+        in line for room, what the overflow policy asks of the caller, or False once a
+        rejection is counted.
         """
         if self.nworkers < self.max_workers:
             worker = self._reserve(item)

@@ -38,7 +38,22 @@ from ._items import EXIT, WAKE, ExitMessage, Message, WorkItem
 from ._takeover import EXPIRED
 from ._task import DeadlinePassed, Task, task_name
 
-__all__ = ["Worker", "WorkerHost", "WorkerThread"]
+__all__ = [
+    "FailureHost",
+    "Worker",
+    "WorkerHost",
+    "WorkerThread",
+    "fail_future",
+    "log_callback_error",
+    "record_failure",
+]
+
+
+class FailureHost(Protocol):
+    """What recording a task's failure needs of the pool."""
+
+    name: str
+    on_task_error: Callable[[TaskFailure], object] | None
 
 
 class WorkerHost(Protocol):
@@ -205,10 +220,10 @@ class Worker:
                     del fn, args, kwargs
                     item = self._expire(future, exc)
                 else:
-                    failure = self._record(fn, exc, ran)
+                    failure = record_failure(fn, exc, ran, self.thread.name)
                     del fn, args, kwargs
                     item = task_failed(self, failure, started - accepted, ran)
-                    self._fail(future, exc, failure)
+                    fail_future(self.core, future, exc, failure, self.thread.name)
                     del failure
             else:
                 ran = perf_counter() - started
@@ -221,7 +236,7 @@ class Worker:
                 except InvalidStateError:  # taken over: counted as such, or see _takeover
                     pass
                 except BaseException:
-                    self._log_callback_error(future)
+                    log_callback_error(self.core.name, future, self.thread.name)
                 result = None
             del future  # it holds the result
 
@@ -234,48 +249,6 @@ class Worker:
             future.run_callbacks()
             return item
         return core.task_taken(self, future._taken_by or EXPIRED)
-
-    def _record(self, fn: Callable[..., Any], exc: BaseException, duration: float) -> TaskFailure:
-        # Drop this loop's frame from the traceback: the reader wants the task's frames,
-        # and this frame is alive and would show whatever the worker runs next.
-        traceback = exc.__traceback__
-        if traceback is not None and traceback.tb_next is not None:
-            traceback = traceback.tb_next
-            if fn.__class__ is Task and traceback.tb_next is not None:  # Task.__call__ too
-                traceback = traceback.tb_next
-            exc.__traceback__ = traceback
-        return describe(fn, exc, self.thread.name, time() - duration, duration)
-
-    def _fail(self, future: TrackedFuture[Any], exc: BaseException, failure: TaskFailure) -> None:
-        core = self.core
-        hook = core.on_task_error
-        if hook is not None:
-            try:
-                hook(failure)
-            except BaseException:
-                logger.exception(
-                    "on_task_error hook of pool %r raised while handling a failure of %s",
-                    core.name,
-                    failure.task,
-                    extra=log_extra(core.name, failure),
-                )
-        future.arm_report(core.name, failure)
-        try:
-            future.set_exception(exc)
-        except InvalidStateError:  # taken over: task_failed counted it so
-            pass
-        except BaseException:
-            self._log_callback_error(future)
-
-    def _log_callback_error(self, future: Future[Any]) -> None:
-        # Future._invoke_callbacks logs an Exception from a callback itself; what reaches
-        # us is a BaseException (SystemExit, KeyboardInterrupt...): the worker survives it.
-        name = self.core.name
-        logger.exception(
-            "exception calling callback for %r",
-            future,
-            extra={"pool": name, "worker": self.thread.name},
-        )
 
     def _wait(self) -> WorkItem | ExitMessage:
         """Blocks while idle; returns a task or ``EXIT``."""
@@ -290,3 +263,58 @@ class Worker:
                     message = core.recheck(self, timed_out=False)
             if message is not None:
                 return message
+
+
+# -- what a worker does with a finished task, shared with a caller that runs one itself -------
+
+
+def record_failure(
+    fn: Callable[..., Any], exc: BaseException, duration: float, thread: str
+) -> TaskFailure:
+    """The ``TaskFailure`` of a task that raised ``exc`` after ``duration`` seconds."""
+    # Drop the running loop's frame from the traceback: the reader wants the task's frames,
+    # and that frame is alive and would show whatever the thread runs next.
+    traceback = exc.__traceback__
+    if traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+        if fn.__class__ is Task and traceback.tb_next is not None:  # Task.__call__ too
+            traceback = traceback.tb_next
+        exc.__traceback__ = traceback
+    return describe(fn, exc, thread, time() - duration, duration)
+
+
+def fail_future(
+    core: FailureHost,
+    future: TrackedFuture[Any],
+    exc: BaseException,
+    failure: TaskFailure,
+    thread: str,
+) -> None:
+    """Hands a counted failure to ``on_task_error``, arms its never-retrieved report and
+    resolves the future with it."""
+    hook = core.on_task_error
+    if hook is not None:
+        try:
+            hook(failure)
+        except BaseException:
+            logger.exception(
+                "on_task_error hook of pool %r raised while handling a failure of %s",
+                core.name,
+                failure.task,
+                extra=log_extra(core.name, failure),
+            )
+    future.arm_report(core.name, failure)
+    try:
+        future.set_exception(exc)
+    except InvalidStateError:  # taken over: counted as such
+        pass
+    except BaseException:
+        log_callback_error(core.name, future, thread)
+
+
+def log_callback_error(pool: str, future: Future[Any], thread: str) -> None:
+    # Future._invoke_callbacks logs an Exception from a callback itself; what reaches us is
+    # a BaseException (SystemExit, KeyboardInterrupt...): the thread survives it.
+    logger.exception(
+        "exception calling callback for %r", future, extra={"pool": pool, "worker": thread}
+    )

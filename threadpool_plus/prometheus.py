@@ -27,6 +27,10 @@ Counters (monotonic for the pool's lifetime):
   ``task_timeout``): never started, or since returned. Their futures failed with
   ``TaskTimeout``; they are not counted as failed.
 - ``threadpool_tasks_rejected_total``: submissions refused with ``PoolOverloaded``.
+- ``threadpool_tasks_dropped_total``: queued tasks cancelled to make room
+  (``overflow="drop_oldest"``); also in ``cancelled``.
+- ``threadpool_tasks_caller_ran_total``: tasks run by their submitting thread
+  (``overflow="caller_runs"``); also in ``completed`` or ``failed``.
 
 Gauges (the value at scrape time):
 
@@ -105,6 +109,16 @@ _COUNTERS: tuple[tuple[str, str, Callable[[PoolStats], int]], ...] = (
         "threadpool_tasks_rejected",
         "Submissions refused with PoolOverloaded because the queue was full.",
         lambda s: s.rejected,
+    ),
+    (
+        "threadpool_tasks_dropped",
+        "Queued tasks cancelled to make room (overflow='drop_oldest'); also in cancelled.",
+        lambda s: s.dropped,
+    ),
+    (
+        "threadpool_tasks_caller_ran",
+        "Tasks run by their submitting thread (overflow='caller_runs'); also completed or failed.",
+        lambda s: s.caller_ran,
     ),
 )
 
