@@ -23,11 +23,12 @@ The waiter sleeps on its own lock with the pool's lock released and the main thr
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._items import WorkItem
 from ._lean_future import sleep_until_released
@@ -36,7 +37,16 @@ from ._ledger import Ledger
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-__all__ = ["OVERFLOW_POLICIES", "TRY_ONLY", "Admission", "Overflow", "Waiter", "map_scope"]
+__all__ = [
+    "OVERFLOW_POLICIES",
+    "TRY_ONLY",
+    "Admission",
+    "AsyncWaiter",
+    "Overflow",
+    "Waiter",
+    "async_scope",
+    "map_scope",
+]
 
 # The timeout ``try_submit`` passes: no wait, not even inside ``map`` (see ``patience``).
 TRY_ONLY = -1.0
@@ -58,7 +68,8 @@ def patience(timeout: float | None) -> float | None:
 
 
 class Waiter:
-    """A caller waiting for room, with the task it wants queued."""
+    """A caller waiting for room, with the task it wants queued: a thread, asleep on its
+    own lock."""
 
     __slots__ = ("error", "item", "refused", "sleeper", "timeout")
 
@@ -66,11 +77,46 @@ class Waiter:
         self.item = item
         self.timeout = timeout  # how long it waits; None: as long as it takes
         # Out of the line and not refused means admitted. Guarded by the pool lock, and
-        # set before the sleeper is released.
+        # set before the waiter is woken.
         self.refused = False  # the pool closed (or could start no thread) while it waited
         self.error: BaseException | None = None  # raised instead of the pool's refusal
         self.sleeper = threading.Lock()
         self.sleeper.acquire()  # released by whoever admits or refuses this waiter
+
+    def wake(self) -> None:
+        """Tells the caller it was admitted or refused. Lock held."""
+        self.sleeper.release()
+
+
+class AsyncWaiter(Waiter):
+    """A coroutine waiting for room (``asubmit``), in the same line as the threads: woken
+    through its event loop, which it never blocks."""
+
+    __slots__ = ("done", "loop")
+
+    def __init__(self, item: WorkItem, timeout: float | None, loop: Any) -> None:
+        super().__init__(item, timeout)
+        self.loop = loop
+        self.done = loop.create_future()  # resolved in the loop when woken
+
+    def wake(self) -> None:
+        # One call_soon_threadsafe per coroutine woken; a loop already closed has nobody
+        # waiting in it any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_resolve, self.done)
+
+
+def _resolve(done: Any) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+class _AsyncScope(threading.local):
+    loop: Any = None  # set by asubmit around its submit: a full pool makes an AsyncWaiter
+    waiter: AsyncWaiter | None = None  # the waiter that submit left for asubmit to await
+
+
+async_scope = _AsyncScope()
 
 
 class Overflow(NamedTuple):
@@ -133,7 +179,11 @@ class Admission(Ledger):
         ):
             self.rejected += 1
             return False
-        waiter = Waiter(item, timeout)
+        loop = async_scope.loop
+        if loop is None:
+            waiter = Waiter(item, timeout)
+        else:  # asubmit: it awaits the waiter itself, after submit returns
+            waiter = async_scope.waiter = AsyncWaiter(item, timeout, loop)
         self.waiters.append(waiter)
         return waiter
 
@@ -161,7 +211,7 @@ class Admission(Ledger):
             waiter = waiters.popleft()
             queue.append(waiter.item)
             self.submitted += 1
-            waiter.sleeper.release()
+            waiter.wake()
 
     def _refuse_waiters(self, error: Callable[[], BaseException] | None = None) -> None:
         """Wakes every waiter with a refusal: the pool no longer accepts work, or (with
@@ -169,7 +219,7 @@ class Admission(Ledger):
         for waiter in self.waiters:
             waiter.refused = True
             waiter.error = None if error is None else error()
-            waiter.sleeper.release()
+            waiter.wake()
         self.waiters.clear()
 
     def _withdraw(self, waiter: Waiter) -> bool:

@@ -257,6 +257,30 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             raise TypeError(f"try_submit() needs a callable, not {type(fn).__name__}")
         return self._submit(fn, args, kwargs, TRY_ONLY)
 
+    async def asubmit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """``submit`` for coroutines: waits for room without blocking the event loop, in
+        one FIFO line with blocked threads, then returns the task's future.
+
+        Cancelling the awaiting coroutine before the task is accepted submits nothing.
+
+        Raises:
+            As ``submit``; ``overflow="caller_runs"`` is refused here (``PoolOverloaded``):
+            running the task in the loop's thread would freeze the loop.
+        """
+        if not callable(fn):
+            raise TypeError(f"asubmit() needs a callable, not {type(fn).__name__}")
+        from ._aio import submit_async  # not at import: it imports asyncio
+
+        return await submit_async(self._core, lambda: self.submit(fn, *args, **kwargs))
+
+    async def arun(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``asubmit``, then awaits the task's result. Cancelling the awaiting coroutine
+        after the task was accepted cancels it if still queued, or requests its
+        cancellation (``current_task()``) if it runs."""
+        from ._aio import run_async
+
+        return await run_async(await self.asubmit(fn, *args, **kwargs))
+
     def map(
         self,
         fn: Callable[..., T],

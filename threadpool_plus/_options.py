@@ -149,6 +149,8 @@ class Pool(Protocol):
     @property
     def task_timeout(self) -> float | None: ...
 
+    _core: Any  # the pool's core, for asubmit's wait for room
+
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]: ...
 
     def try_submit(
@@ -186,17 +188,8 @@ class TaskOptions:
             timeout = pool.task_timeout
         self._timeout = None if timeout == math.inf else timeout  # None: no deadline
 
-    def _submit(
-        self,
-        submit: Callable[..., Future[Any]],
-        method: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> TaskFuture[Any]:
-        """Wraps ``fn`` as a ``Task`` with these options, submits it through the pool's
-        ``submit`` (or ``try_submit``) and tracks it. One function, not three: this runs on
-        every submit through the view, and each call would cost a tenth of it."""
+    def _make(self, fn: Callable[..., Any], method: str) -> Task:
+        """``fn`` wrapped as a ``Task`` with these options."""
         if not callable(fn):
             raise TypeError(f"{method}() needs a callable, not {type(fn).__name__}")
         context = self._context
@@ -205,14 +198,46 @@ class TaskOptions:
             context = contextvars.copy_context() if context == "copy" else context.copy()
         timeout = self._timeout
         deadline = self._deadline if timeout is None else monotonic() + timeout
-        task = Task(fn, self._name, context, deadline)
-        future = submit(task, *args, **kwargs)
-        # The task is its future's handle (for cancel(interrupt=True)); nobody but this
-        # thread has the future yet, so a plain store will do.
+        return Task(fn, self._name, context, deadline)
+
+    def _track(self, future: Future[Any], task: Task) -> TaskFuture[Any]:
+        """Once ``task`` is accepted: it is its future's handle (for cancel(interrupt=True);
+        nobody but this thread has the future yet, so a plain store will do), and its
+        deadline is watched."""
         future._handle = task  # type: ignore[attr-defined]
-        if deadline is not None:
-            self._watch(deadline, future, timeout)
+        if task.deadline is not None:
+            self._watch(task.deadline, future, self._timeout)
         return future  # type: ignore[return-value]  # the pool's own future class
+
+    def _submit(
+        self,
+        submit: Callable[..., Future[Any]],
+        method: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> TaskFuture[Any]:
+        """Wraps ``fn`` with these options, submits it through the pool's ``submit`` (or
+        ``try_submit``) and tracks it."""
+        task = self._make(fn, method)
+        return self._track(submit(task, *args, **kwargs), task)
+
+    async def asubmit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskFuture[T]:
+        """The pool's ``asubmit``, with these options."""
+        from ._aio import submit_async  # not at import: it imports asyncio
+
+        task = self._make(fn, "asubmit")
+        pool = self._pool
+        future = await submit_async(pool._core, lambda: pool.submit(task, *args, **kwargs))
+        return self._track(future, task)  # tracked once accepted, not while it waits
+
+    async def arun(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """The pool's ``arun``, with these options."""
+        from ._aio import run_async
+
+        return await run_async(await self.asubmit(fn, *args, **kwargs))
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[T]:
         """The pool's ``submit``, with these options. Typed as ``TaskFuture`` (whose

@@ -165,7 +165,7 @@ class ThreadCore(Dispatch):
             if placed is not True and placed.__class__ is Worker:
                 self._launch(placed)  # in a finally: an interrupt cannot strand it
         if placed is not True:  # off the common path: a new thread, a wait, a rejection
-            if placed.__class__ is Waiter:
+            if placed.__class__ is Waiter:  # (an AsyncWaiter is asubmit's to await)
                 placed = self._await_room(placed, main)
             if placed.__class__ is Overflow:
                 self._overflowed(placed)
