@@ -1,6 +1,7 @@
 """A property-based state machine over small pools.
 
-Hypothesis drives submit, try_submit, failing tasks, caller cancellation, interrupts
+Hypothesis drives submit, try_submit (on pools that reject or drop the oldest task when
+full), failing tasks, caller cancellation, interrupts
 (``cancel(interrupt=True)``), tasks with short deadlines, the release of gated tasks,
 resize, thread starts that fail, and shutdown, in any order. After every step:
 ``submitted == completed + failed + cancelled + expired + active + queued``, no counter
@@ -14,7 +15,7 @@ import contextlib
 import itertools
 import threading
 from concurrent.futures import CancelledError, Future
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -32,6 +33,7 @@ MONOTONIC = (
     "cancelled",
     "expired",
     "rejected",
+    "dropped",
     "peak_workers",
 )
 _names = itertools.count()
@@ -60,8 +62,16 @@ class PoolMachine(RuleBasedStateMachine):
         low=st.integers(0, 3),
         capacity=st.integers(0, 3),
         wait=st.sampled_from([0, 0.01]),
+        overflow=st.sampled_from(["reject", "drop_oldest"]),
     )
-    def make(self, workers: int, low: int, capacity: int, wait: float) -> None:
+    def make(
+        self,
+        workers: int,
+        low: int,
+        capacity: int,
+        wait: float,
+        overflow: Literal["reject", "drop_oldest"],
+    ) -> None:
         # With a wait, a submit on a full pool waits in line: a failing task ending
         # meanwhile admits it.
         self.pool = ThreadPoolExecutor(
@@ -69,6 +79,7 @@ class PoolMachine(RuleBasedStateMachine):
             min_workers=min(low, workers),
             max_queue_size=capacity,
             submit_timeout=wait,
+            overflow=overflow,  # (caller_runs would run the gated tasks in this thread)
             idle_timeout=0.05,
             name=f"machine-{next(_names)}",
         )
@@ -166,6 +177,7 @@ class PoolMachine(RuleBasedStateMachine):
         accounted = stats.completed + stats.failed + stats.cancelled + stats.expired
         assert stats.submitted == accounted + stats.active + stats.queued, stats
         assert 0 <= stats.overrunning <= stats.active, stats
+        assert stats.dropped <= stats.cancelled, stats
         assert stats.queue_capacity == 0 or stats.queued <= stats.queue_capacity, stats
         assert stats.workers <= max(stats.max_workers, stats.peak_workers), stats
         if self.last is not None:
