@@ -267,15 +267,49 @@ def run_interrupt(pool: ThreadPoolExecutor) -> None:
     )
 
 
+def run_deadline_shutdown() -> bool:
+    """A pool shut down with a deadline hands back what it had not run; those run elsewhere."""
+    header("7. shutdown(timeout=0.2): what did not finish comes back")
+    started = threading.Event()
+
+    def export() -> str:
+        started.set()
+        current_task().wait(10)  # a long job that stops when told
+        return "stopped"
+
+    side = ThreadPoolExecutor(1, name="exports")
+    job = side.options(name="nightly-export").submit(export)
+    started.wait(5)
+    for n in range(5):
+        side.submit(pow, n, 2)
+    report = side.shutdown(timeout=0.2)
+    say(f"  timed_out={report.timed_out}, still running: {list(report.running)}")
+    say(f"  dropped {len(report.dropped)} queued tasks, handed back with fn, args and future")
+    with ThreadPoolExecutor(2, name="retry") as retry:
+        results = [retry.submit(d.fn, *d.args, **d.kwargs).result() for d in report.dropped]
+    say(f"  resubmitted elsewhere: {results}; the running job {job.result(timeout=5)!r}")
+    return report.timed_out and results == [n * n for n in range(5)]
+
+
 def print_summary(s: PoolStats) -> None:
     header("Final stats() after shutdown")
-    counters = ("submitted", "completed", "failed", "cancelled", "expired", "rejected")
+    counters = (
+        "submitted",
+        "completed",
+        "failed",
+        "cancelled",
+        "expired",
+        "rejected",
+        "dropped",
+        "caller_ran",
+    )
     values = {field.name: getattr(s, field.name) for field in fields(s)}
     gauges = [name for name in values if name not in counters]
-    say(f"  {'gauges':<24}counters")
+    say(f"  {'gauges':<29}counters")
     for gauge, counter in zip_longest(gauges, counters):
+        left = f"{gauge:<19}{values[gauge]:>5}" if gauge else " " * 24
         right = f"{counter:<14}{values[counter]:>5}" if counter else ""
-        say(f"  {gauge:<14}{values[gauge]:>5}     {right}".rstrip())
+        say(f"  {left}     {right}".rstrip())
 
 
 def serve(pool: ThreadPoolExecutor) -> Callable[[], None]:
@@ -317,6 +351,7 @@ def main() -> int:
     stop_serving()
     s = pool.stats()
     print_summary(s)
+    handed_back = run_deadline_shutdown()
     checks = {
         "submitted == completed + failed + cancelled + expired + active + queued": balanced(s),
         f"invariant held in all {monitor.snapshots} live snapshots": monitor.violations == 0,
@@ -327,6 +362,7 @@ def main() -> int:
         "cancelled == 1 (the interrupted crunch)": s.cancelled == 1,
         f"peak_workers == max_workers == {MAX_WORKERS}": s.peak_workers == MAX_WORKERS,
         "no worker left after shutdown": s.workers == 0,
+        "shutdown(timeout=) handed back 5 tasks, all run elsewhere": handed_back,
     }
     say()
     for claim, ok in checks.items():
