@@ -262,10 +262,8 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         one FIFO line with blocked threads, then returns the task's future.
 
         Cancelling the awaiting coroutine before the task is accepted submits nothing.
-
-        Raises:
-            As ``submit``; ``overflow="caller_runs"`` is refused here (``PoolOverloaded``):
-            running the task in the loop's thread would freeze the loop.
+        Raises as ``submit`` does, ``overflow="caller_runs"`` refused (``PoolOverloaded``):
+        running the task on the loop's thread would freeze the loop.
         """
         if not callable(fn):
             raise TypeError(f"asubmit() needs a callable, not {type(fn).__name__}")
@@ -341,9 +339,8 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
                 handles are cancelled), and return. ``None`` waits as long as it takes.
 
         Returns:
-            A ``ShutdownReport``: whether it timed out, the tasks it cancelled (``dropped``,
-            each with its ``fn``, ``args``, ``kwargs`` and cancelled ``future``, in queue
-            order, to persist or resubmit) and the names of the tasks still running.
+            A ``ShutdownReport``: ``timed_out``, the tasks it cancelled (``dropped``, to
+            persist or resubmit) and the names of those still ``running``.
 
         Raises:
             ValueError: ``timeout`` is negative or NaN.
