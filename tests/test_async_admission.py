@@ -4,6 +4,7 @@ without blocking the event loop, in one FIFO line with blocked threads."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -248,3 +249,25 @@ def test_asubmit_refuses_a_non_callable(make_pool: PoolFactory) -> None:
             await pool.asubmit(42)  # type: ignore[arg-type]
 
     asyncio.run(main())
+
+
+def test_a_pool_deadline_is_watched_only_once_a_waiting_coroutine_is_accepted(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    # task_timeout passes while the coroutine waits in line, then its submit_timeout runs
+    # out: it is refused, and the watcher never counted the task it never accepted.
+    pool = make_pool(1, max_queue_size=1, task_timeout=0.05, submit_timeout=0.3)
+    forever = pool.options(timeout=math.inf)  # the pool's blockers have no deadline
+    forever.submit(gate.wait)
+    forever.submit(gate.wait)
+
+    async def main() -> None:
+        with pytest.raises(PoolOverloaded):
+            await pool.asubmit(abs, -1)
+
+    asyncio.run(main())
+    gate.open()
+    wait_until(lambda: pool.stats().active == 0)
+    s = pool.stats()
+    assert (s.overrunning, s.rejected) == (0, 1), s
+    assert counters_add_up(pool)

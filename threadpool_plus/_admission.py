@@ -92,12 +92,14 @@ class AsyncWaiter(Waiter):
     """A coroutine waiting for room (``asubmit``), in the same line as the threads: woken
     through its event loop, which it never blocks."""
 
-    __slots__ = ("done", "loop")
+    __slots__ = ("admitted", "done", "loop")
 
     def __init__(self, item: WorkItem, timeout: float | None, loop: Any) -> None:
         super().__init__(item, timeout)
         self.loop = loop
         self.done = loop.create_future()  # resolved in the loop when woken
+        # What the submit that left it in line does once it is accepted (track a deadline).
+        self.admitted: Callable[[], None] | None = None
 
     def wake(self) -> None:
         # One call_soon_threadsafe per coroutine woken; a loop already closed has nobody
@@ -222,6 +224,14 @@ class Admission(Ledger):
             waiter.wake()
         self.waiters.clear()
 
+    def _timed_out(self, waiter: Waiter) -> Overflow | bool:
+        """A waiter's timeout ran out: out of the line, and the overflow policy decides.
+        True if it was admitted (or refused) just before. Takes the lock."""
+        with self.guarded("submit"):
+            if self._withdraw(waiter):
+                return self._overflow(waiter.item)
+        return True
+
     def _withdraw(self, waiter: Waiter) -> bool:
         """Takes a waiter out of the line; False if it was admitted or refused. Lock held."""
         try:
@@ -248,10 +258,8 @@ class Admission(Ledger):
         finally:
             if main:
                 self.main_waiting = outer
-        if not woken:
-            with self.guarded("submit"):
-                if self._withdraw(waiter):  # still in line: its timeout ran out
-                    return self._overflow(waiter.item)
+        if not woken and (outcome := self._timed_out(waiter)) is not True:
+            return outcome
         if waiter.refused:
             raise waiter.error or self._refusal()
         return True

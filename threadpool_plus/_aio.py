@@ -62,10 +62,7 @@ async def _admitted(core: ThreadCore, waiter: AsyncWaiter) -> None:
         else:
             await asyncio.wait_for(waiter.done, waiter.timeout)
     except (asyncio.TimeoutError, TimeoutError):  # two classes on 3.10
-        with core.guarded("asubmit"):
-            outcome: Overflow | bool = True  # admitted or refused as it timed out
-            if core._withdraw(waiter):
-                outcome = core._overflow(waiter.item)
+        outcome = core._timed_out(waiter)
         if outcome is False:
             raise PoolOverloaded(core.name, core.capacity) from None
         if isinstance(outcome, Overflow):
@@ -80,3 +77,5 @@ async def _admitted(core: ThreadCore, waiter: AsyncWaiter) -> None:
         raise
     if waiter.refused:
         raise waiter.error or core._refusal()
+    if waiter.admitted is not None:
+        waiter.admitted()

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from time import monotonic
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, Union
 
+from ._admission import async_scope
 from ._future import TrackedFuture as TaskFuture
 from ._map import map_results, waiting_for_room
 from ._task import Task
@@ -114,6 +115,16 @@ def deadline_after(timeout: float | None) -> float | None:
     return monotonic() + timeout
 
 
+def track(future: Future[Any], task: Task, watch: Watch, timeout: float | None) -> None:
+    """Once ``task`` is accepted: it is its future's handle (for cancel(interrupt=True);
+    nobody but the submitter has the future yet, so a plain store will do), and its deadline
+    is watched. Never before acceptance: the watcher would count a task still waiting for
+    room (``asubmit``) as running."""
+    future._handle = task  # type: ignore[attr-defined]
+    if task.deadline is not None:
+        watch(task.deadline, future, timeout)
+
+
 def submit_with_defaults(
     submit: CoreSubmit, context: ContextMode, timeout: float | None, watch: Watch
 ) -> CoreSubmit:
@@ -132,9 +143,11 @@ def submit_with_defaults(
         deadline = None if timeout is None else monotonic() + timeout
         task = Task(fn, None, contextvars.copy_context() if copy else None, deadline)
         future = submit(task, args, kwargs, wait)
-        future._handle = task  # type: ignore[attr-defined]  # see TaskOptions._tracked
-        if deadline is not None:
-            watch(deadline, future, timeout)
+        waiter = async_scope.waiter
+        if waiter is not None and waiter.item[0] is future:  # asubmit's, still in line
+            waiter.admitted = lambda: track(future, task, watch, timeout)
+        else:
+            track(future, task, watch, timeout)
         return future
 
     return submit_task
@@ -201,12 +214,7 @@ class TaskOptions:
         return Task(fn, self._name, context, deadline)
 
     def _track(self, future: Future[Any], task: Task) -> TaskFuture[Any]:
-        """Once ``task`` is accepted: it is its future's handle (for cancel(interrupt=True);
-        nobody but this thread has the future yet, so a plain store will do), and its
-        deadline is watched."""
-        future._handle = task  # type: ignore[attr-defined]
-        if task.deadline is not None:
-            self._watch(task.deadline, future, self._timeout)
+        track(future, task, self._watch, self._timeout)
         return future  # type: ignore[return-value]  # the pool's own future class
 
     def _submit(
