@@ -1,7 +1,7 @@
 """A property-based state machine over small pools.
 
-Hypothesis drives submit, try_submit (on pools that reject or drop the oldest task when
-full), failing tasks, caller cancellation, interrupts
+Hypothesis drives submit, try_submit (on pools that reject, drop the oldest task or run
+the task in the caller when full), failing tasks, caller cancellation, interrupts
 (``cancel(interrupt=True)``), tasks with short deadlines, the release of gated tasks,
 resize, thread starts that fail, and shutdown, in any order. After every step:
 ``submitted == completed + failed + cancelled + expired + active + queued``, no counter
@@ -34,6 +34,7 @@ MONOTONIC = (
     "expired",
     "rejected",
     "dropped",
+    "caller_ran",
     "peak_workers",
 )
 _names = itertools.count()
@@ -45,6 +46,14 @@ class Boom(Exception):
 
 def fail() -> None:
     raise Boom
+
+
+def gated(gate: threading.Event, machine_thread: int) -> bool:
+    """Waits for ``gate`` on a worker; returns at once when run by the machine's own thread
+    (``overflow="caller_runs"``), which must go on driving the pool."""
+    if threading.get_ident() == machine_thread:
+        return True
+    return gate.wait(10.0)
 
 
 class PoolMachine(RuleBasedStateMachine):
@@ -62,7 +71,7 @@ class PoolMachine(RuleBasedStateMachine):
         low=st.integers(0, 3),
         capacity=st.integers(0, 3),
         wait=st.sampled_from([0, 0.01]),
-        overflow=st.sampled_from(["reject", "drop_oldest"]),
+        overflow=st.sampled_from(["reject", "drop_oldest", "caller_runs"]),
     )
     def make(
         self,
@@ -70,7 +79,7 @@ class PoolMachine(RuleBasedStateMachine):
         low: int,
         capacity: int,
         wait: float,
-        overflow: Literal["reject", "drop_oldest"],
+        overflow: Literal["reject", "drop_oldest", "caller_runs"],
     ) -> None:
         # With a wait, a submit on a full pool waits in line: a failing task ending
         # meanwhile admits it.
@@ -79,7 +88,7 @@ class PoolMachine(RuleBasedStateMachine):
             min_workers=min(low, workers),
             max_queue_size=capacity,
             submit_timeout=wait,
-            overflow=overflow,  # (caller_runs would run the gated tasks in this thread)
+            overflow=overflow,
             idle_timeout=0.05,
             name=f"machine-{next(_names)}",
         )
@@ -120,13 +129,13 @@ class PoolMachine(RuleBasedStateMachine):
     def submit_gated(self, try_only: bool) -> None:
         gate = threading.Event()
         self.gates.append(gate)
-        self._submit(gate.wait, 10.0, try_only=try_only)
+        self._submit(gated, gate, threading.get_ident(), try_only=try_only)
 
     @rule(try_only=st.booleans(), timeout=st.sampled_from([0.0, 0.002, 0.02]))
     def submit_with_a_deadline(self, try_only: bool, timeout: float) -> None:
         gate = threading.Event()
         self.gates.append(gate)
-        self._submit(gate.wait, 10.0, try_only=try_only, timeout=timeout)
+        self._submit(gated, gate, threading.get_ident(), try_only=try_only, timeout=timeout)
 
     @precondition(lambda self: bool(self.futures))
     @rule(index=st.integers(0, 63))
@@ -178,6 +187,7 @@ class PoolMachine(RuleBasedStateMachine):
         assert stats.submitted == accounted + stats.active + stats.queued, stats
         assert 0 <= stats.overrunning <= stats.active, stats
         assert stats.dropped <= stats.cancelled, stats
+        assert stats.caller_ran <= stats.completed + stats.failed + stats.expired, stats
         assert stats.queue_capacity == 0 or stats.queued <= stats.queue_capacity, stats
         assert stats.workers <= max(stats.max_workers, stats.peak_workers), stats
         if self.last is not None:
