@@ -4,6 +4,7 @@ resubmitted, and the tasks still running are named and asked to stop."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -157,6 +158,22 @@ def test_a_second_shutdown_with_a_timeout_returns_promptly(
     assert time.monotonic() - started < MARGIN
     assert second.timed_out
     assert second.dropped == ()  # nothing left to drop
+    gate.open()
+
+
+def test_a_timed_out_shutdown_on_the_way_out_never_hides_the_blocks_exception(
+    make_pool: PoolFactory, gate: Gate
+) -> None:
+    # CPython's proposal raised TimeoutError here, which would replace the ValueError.
+    pool = make_pool(1)
+    reports: list[ShutdownReport] = []
+    with pytest.raises(ValueError, match="the block's own"), contextlib.ExitStack() as stack:
+        stack.callback(lambda: reports.append(pool.shutdown(timeout=0.05)))
+        pool.submit(gate.wait)
+        wait_until(lambda: gate.entered == 1)
+        raise ValueError("the block's own")
+    assert reports[0].timed_out
+    assert reports[0].running == ("Gate.wait",)
     gate.open()
 
 
