@@ -167,11 +167,16 @@ def test_a_timed_out_shutdown_on_the_way_out_never_hides_the_blocks_exception(
     # CPython's proposal raised TimeoutError here, which would replace the ValueError.
     pool = make_pool(1)
     reports: list[ShutdownReport] = []
-    with pytest.raises(ValueError, match="the block's own"), contextlib.ExitStack() as stack:
-        stack.callback(lambda: reports.append(pool.shutdown(timeout=0.05)))
-        pool.submit(gate.wait)
-        wait_until(lambda: gate.entered == 1)
-        raise ValueError("the block's own")
+
+    def block() -> None:
+        with contextlib.ExitStack() as stack:
+            stack.callback(lambda: reports.append(pool.shutdown(timeout=0.05)))
+            pool.submit(gate.wait)
+            wait_until(lambda: gate.entered == 1)
+            raise ValueError("the block's own")
+
+    with pytest.raises(ValueError, match="the block's own"):
+        block()
     assert reports[0].timed_out
     assert reports[0].running == ("Gate.wait",)
     gate.open()
