@@ -68,96 +68,36 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, make_wsgi_app
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
+from ._catalog import (
+    COUNTERS,
+    GAUGES,
+    HISTOGRAMS,
+    ExportablePool,
+    Reading,
+    check_exportable,
+    missing_extra,
+    reading,
 )
-from prometheus_client.registry import Collector, CollectorRegistry
 
-from ._executor import ThreadPoolExecutor
-from ._histogram import HistogramSnapshot
-from ._stats import PoolStats
+try:
+    from prometheus_client import REGISTRY, make_wsgi_app
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+    from prometheus_client.registry import Collector, CollectorRegistry
+except ImportError as error:
+    raise missing_extra("prometheus", "prometheus", error) from error
 
 __all__ = ["MetricsServer", "PoolCollector", "serve_metrics"]
 
-_COUNTERS: tuple[tuple[str, str, Callable[[PoolStats], int]], ...] = (
-    (
-        "threadpool_tasks_submitted",
-        "Tasks accepted by the pool; rejected submissions are not included.",
-        lambda s: s.submitted,
-    ),
-    ("threadpool_tasks_completed", "Tasks that returned normally.", lambda s: s.completed),
-    (
-        "threadpool_tasks_failed",
-        "Tasks that raised, or failed because an initializer broke the pool.",
-        lambda s: s.failed,
-    ),
-    (
-        "threadpool_tasks_cancelled",
-        "Accepted tasks cancelled before they started, or interrupted while running.",
-        lambda s: s.cancelled,
-    ),
-    (
-        "threadpool_tasks_expired",
-        "Tasks whose deadline passed: never started, or since returned.",
-        lambda s: s.expired,
-    ),
-    (
-        "threadpool_tasks_rejected",
-        "Submissions refused with PoolOverloaded because the queue was full.",
-        lambda s: s.rejected,
-    ),
-    (
-        "threadpool_tasks_dropped",
-        "Queued tasks cancelled to make room (overflow='drop_oldest'); also in cancelled.",
-        lambda s: s.dropped,
-    ),
-    (
-        "threadpool_tasks_caller_ran",
-        "Tasks run by their submitting thread (overflow='caller_runs'); also completed or failed.",
-        lambda s: s.caller_ran,
-    ),
-)
-
-_GAUGES: tuple[tuple[str, str, Callable[[PoolStats], int]], ...] = (
-    ("threadpool_workers", "Live worker threads.", lambda s: s.workers),
-    ("threadpool_idle_workers", "Worker threads waiting for work.", lambda s: s.idle_workers),
-    ("threadpool_busy_workers", "Worker threads not idle.", lambda s: s.busy_workers),
-    ("threadpool_active_tasks", "Tasks running now.", lambda s: s.active),
-    (
-        "threadpool_overrunning_tasks",
-        "Tasks running past their deadline; also counted in threadpool_active_tasks.",
-        lambda s: s.overrunning,
-    ),
-    ("threadpool_queued_tasks", "Accepted tasks waiting for a thread.", lambda s: s.queued),
-    (
-        "threadpool_waiting_submitters",
-        "Callers blocked in submit or map, waiting for room in a full queue.",
-        lambda s: s.waiting_submitters,
-    ),
-    (
-        "threadpool_queue_capacity",
-        "Most tasks the queue holds (0 means unbounded).",
-        lambda s: s.queue_capacity,
-    ),
-    ("threadpool_min_workers", "Threads kept alive even when idle.", lambda s: s.min_workers),
-    ("threadpool_max_workers", "Most threads run at once.", lambda s: s.max_workers),
-    ("threadpool_peak_workers", "Most live threads seen at once.", lambda s: s.peak_workers),
-)
-
-_HISTOGRAMS = (
-    (
-        "threadpool_task_queue_wait_seconds",
-        "Seconds from a task's acceptance to its start.",
-    ),
-    (
-        "threadpool_task_run_seconds",
-        "Seconds a task ran, until it returned or raised.",
-    ),
-)
+# The family class of each catalog kind but histograms (which take buckets, not a value).
+_FAMILIES: dict[str, Callable[..., CounterMetricFamily | GaugeMetricFamily]] = {
+    "counter": CounterMetricFamily,
+    "gauge": GaugeMetricFamily,
+}
 
 
 class PoolCollector(Collector):
@@ -175,33 +115,30 @@ class PoolCollector(Collector):
         ValueError: Two pools share a name.
     """
 
-    def __init__(
-        self, *pools: ThreadPoolExecutor, registry: CollectorRegistry | None = None
-    ) -> None:
+    def __init__(self, *pools: ExportablePool, registry: CollectorRegistry | None = None) -> None:
         self._lock = threading.Lock()
-        self._pools: dict[str, weakref.ref[ThreadPoolExecutor]] = {}  # guarded by _lock
+        self._pools: dict[str, weakref.ref[ExportablePool]] = {}  # guarded by _lock
         for pool in pools:
             self.add(pool)
         if registry is not None:
             registry.register(self)
 
-    def add(self, pool: ThreadPoolExecutor) -> None:
+    def add(self, pool: ExportablePool) -> None:
         """Starts exporting ``pool``."""
-        if not isinstance(pool, ThreadPoolExecutor):
-            raise TypeError(f"expected a threadpool_plus pool, not {type(pool).__name__}")
+        check_exportable(pool)
         with self._lock:
             existing = self._pools.get(pool.name)
             if existing is not None and existing() is not None:
                 raise ValueError(f"a pool named {pool.name!r} is already exported")
             self._pools[pool.name] = weakref.ref(pool)
 
-    def remove(self, pool: ThreadPoolExecutor) -> None:
+    def remove(self, pool: ExportablePool) -> None:
         """Stops exporting ``pool``."""
         with self._lock:
             if self._pools.get(pool.name, lambda: None)() is pool:
                 del self._pools[pool.name]
 
-    def _live_pools(self) -> list[ThreadPoolExecutor]:
+    def _live_pools(self) -> list[ExportablePool]:
         with self._lock:
             pools = [(name, ref()) for name, ref in self._pools.items()]
             for name, pool in pools:
@@ -215,24 +152,17 @@ class PoolCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         """Reads every pool's counters, gauges and histograms."""
-        return self._families([(p.name, *p._core.metrics()) for p in self._live_pools()])
+        return self._families([reading(pool) for pool in self._live_pools()])
 
     @staticmethod
-    def _families(
-        readings: list[tuple[str, PoolStats, HistogramSnapshot, HistogramSnapshot]],
-    ) -> Iterator[Metric]:
-        for name, doc, read in _COUNTERS:
-            counter = CounterMetricFamily(name, doc, labels=["pool"])
+    def _families(readings: list[Reading]) -> Iterator[Metric]:
+        for metric in COUNTERS + GAUGES:
+            family = _FAMILIES[metric.kind](metric.family, metric.help, labels=["pool"])
             for pool, stats, _, _ in readings:
-                counter.add_metric([pool], read(stats))
-            yield counter
-        for name, doc, read in _GAUGES:
-            gauge = GaugeMetricFamily(name, doc, labels=["pool"])
-            for pool, stats, _, _ in readings:
-                gauge.add_metric([pool], read(stats))
-            yield gauge
-        for index, (name, doc) in enumerate(_HISTOGRAMS):
-            family = HistogramMetricFamily(name, doc, labels=["pool"])
+                family.add_metric([pool], metric.value(stats))
+            yield family
+        for index, metric in enumerate(HISTOGRAMS):
+            histogram = HistogramMetricFamily(metric.family, metric.help, labels=["pool"])
             for pool, _, *histograms in readings:
                 hist = histograms[index]
                 buckets = [
@@ -240,8 +170,8 @@ class PoolCollector(Collector):
                     for bound, count in zip(hist.bounds, hist.cumulative, strict=False)
                 ]
                 buckets.append(("+Inf", hist.count))
-                family.add_metric([pool], buckets, hist.sum)
-            yield family
+                histogram.add_metric([pool], buckets, hist.sum)
+            yield histogram
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
