@@ -37,6 +37,7 @@ from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool
 from ._failures import TaskFailure
 from ._histogram import HistogramSnapshot
 from ._items import WorkItem, settle_unstarted
+from ._ledger import TimingTap
 from ._report import ShutdownReport, dropped
 from ._stats import PoolStats
 
@@ -274,6 +275,21 @@ class PoolCore(Admission):
         """Stats, queue-wait and run-time histograms, all from one instant."""
         with self.guarded("stats"):
             return (self._stats(), *self._histograms())
+
+    def attach_tap(self, tap: TimingTap) -> None:
+        """Copies the timings of every task counted from now on to ``tap``."""
+        with self.guarded("metrics"):
+            self._attach_tap(tap)
+
+    def detach_tap(self, tap: TimingTap) -> tuple[list[float], list[float]]:
+        """Stops copying to ``tap``; returns the timings it had not handed over yet."""
+        with self.guarded("metrics"):
+            return self._detach_tap(tap)
+
+    def drain_tap(self, tap: TimingTap) -> tuple[list[float], list[float]]:
+        """Takes ``tap``'s queue waits and run times: every task counted so far."""
+        with self.guarded("metrics"):
+            return self._drain_tap(tap)
 
     def recent_failures(self) -> list[TaskFailure]:
         with self.guarded("recent_failures"):
