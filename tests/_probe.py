@@ -39,7 +39,9 @@ __all__ = [
     "metrics",
     "signal_in_thread_start",
     "signal_when_locked",
+    "small_otel_taps",
     "state",
+    "tapped_timings",
     "waiting",
     "yields_gil",
 ]
@@ -95,6 +97,25 @@ def lock_held(pool: ThreadPoolExecutor) -> bool:
 
 def metrics(pool: ThreadPoolExecutor) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
     return pool._core.metrics()
+
+
+def tapped_timings(pool: ThreadPoolExecutor) -> int:
+    """How many queue-wait timings the pool's taps hold, not yet taken by an exporter."""
+    core = pool._core
+    with core.lock:
+        return sum(len(tap.waits) for tap in core.taps)
+
+
+@contextmanager
+def small_otel_taps(limit: int) -> Iterator[None]:
+    """Pools instrumented meanwhile wake the OpenTelemetry recorder past ``limit`` values."""
+    from threadpool_plus import otel  # only the tests that use it need the otel extra
+
+    saved, otel.TAP_LIMIT = otel.TAP_LIMIT, limit
+    try:
+        yield
+    finally:
+        otel.TAP_LIMIT = saved
 
 
 @contextmanager
