@@ -298,6 +298,25 @@ def test_remove_and_close_stop_the_export(
         handle.add(kept)
 
 
+def test_handles_on_one_provider_share_its_instruments(
+    make_pool: PoolFactory,
+    provider: MeterProvider,
+    reader: InMemoryMetricReader,
+    handles: list[Instrumentation],
+) -> None:
+    counted, timed = make_pool(1), make_pool(1)
+    handles.append(instrument(counted, meter_provider=provider))
+    handles.append(instrument(timed, meter_provider=provider, histograms=True))
+    for pool in (counted, timed):
+        pool.submit(int).result()
+    found = collect(reader)
+    assert_matches(found, {pool.name: pool.stats() for pool in (counted, timed)})
+    assert found[HISTOGRAMS[1]].points == {pool_key(timed.name): 1}
+    handles[0].remove(timed)  # not its pool: nothing happens
+    handles[0].close()
+    assert_matches(collect(reader), {timed.name: timed.stats()})
+
+
 def test_any_pool_on_the_core_is_exportable(
     make_pool: PoolFactory,
     provider: MeterProvider,
@@ -331,6 +350,10 @@ def test_bad_input_fails_at_the_call(make_pool: PoolFactory, provider: MeterProv
     with instrument(pool, meter_provider=provider) as handle:
         with pytest.raises(ValueError, match="'twice' is already instrumented"):
             handle.add(make_pool(1, name="twice"))
+        other = make_pool(1, name="other")
+        with pytest.raises(ValueError, match="'twice' is already instrumented"):
+            instrument(other, make_pool(1, name="twice"), meter_provider=provider)
+        handle.add(other)  # the failed call exported nothing
         with pytest.raises(TypeError, match="not str"):
             handle.add("pool")  # type: ignore[arg-type]
 

@@ -65,6 +65,7 @@ try:
         MeterProvider,
         Observation,
         get_meter,
+        get_meter_provider,
     )
 except ImportError as error:
     raise missing_extra("otel", "otel", error) from error
@@ -86,20 +87,55 @@ class _Entry:
     # Strong, so that a tap is detached (and its last timings recorded) even once the pool
     # is gone while its core still runs its queue; dropped with the entry.
     core: PoolCore
+    owner: Instrumentation  # the handle that added it: only it removes the pool
 
 
 class Instrumentation:
     """The handle ``instrument()`` returns: ``add`` and ``remove`` pools, ``close`` it.
 
-    The OpenTelemetry API cannot unregister an instrument, so a closed handle keeps its
-    instruments and reports no data point on them.
+    Handles on one meter provider share its instruments (the API cannot register an
+    instrument twice, nor unregister one), so pool names are unique per provider; a handle
+    removes only the pools it added.
     """
 
-    def __init__(self, meter: Meter, histograms: bool) -> None:
+    def __init__(self, export: _Export, histograms: bool) -> None:
+        self._export = export
+        self._histograms = histograms
+        self.closed = False  # guarded by the export's lock
+
+    def add(self, pool: ExportablePool) -> None:
+        """Starts exporting ``pool`` (its histograms too, if this handle records them).
+
+        Raises:
+            TypeError: ``pool`` is not a threadpool_plus pool.
+            ValueError: A pool of that name is already exported through this meter
+                provider, or the handle is closed.
+        """
+        self._export.add(pool, self, self._histograms)
+
+    def remove(self, pool: ExportablePool) -> None:
+        """Stops exporting ``pool`` and records its last timings; harmless if not exported."""
+        self._export.release(self, pool)
+
+    def close(self) -> None:
+        """Stops exporting this handle's pools; calling it again is harmless."""
+        self._export.release(self, None)
+
+    def __enter__(self) -> Instrumentation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Export:
+    """A meter provider's instruments and every pool exported through them."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._meter = meter
         self._lock = threading.Lock()
         self._recording = threading.Lock()  # see _record; taken after _lock, never before
         self._entries: dict[str, _Entry] = {}  # by pool name; guarded by _lock
-        self._closed = False  # guarded by _lock
         # The current reading: (stats, attributes) per live pool; guarded by _lock.
         self._cached: list[tuple[PoolStats, dict[str, str]]] = []
         groups: dict[str, list[Metric]] = {}
@@ -117,75 +153,62 @@ class Instrumentation:
             }[first.instrument_kind]
             callback = partial(self._observe, index, tuple(metrics))
             create(name, [callback], first.unit, first.description or first.help)
+        # Made when the first pool asks for histograms; guarded by _lock.
         self._histograms: tuple[Histogram, ...] = ()
         self._wake = threading.Event()  # a tap is full: the recorder records it
+        # Runs while some pool has a tap; guarded by _lock (a thread that finds itself
+        # no longer there exits).
         self._recorder: threading.Thread | None = None
-        if histograms:
-            self._histograms = tuple(
-                meter.create_histogram(
-                    str(metric.instrument),
-                    unit=metric.unit,
-                    description=metric.help,
-                    explicit_bucket_boundaries_advisory=DEFAULT_BUCKETS,
-                )
-                for metric in HISTOGRAMS
-            )
-            self._recorder = threading.Thread(
-                target=self._record_full_taps, name="threadpool_plus-otel", daemon=True
-            )
-            self._recorder.start()
 
-    def add(self, pool: ExportablePool) -> None:
-        """Starts exporting ``pool`` (its histograms too, if this handle records them).
-
-        Raises:
-            TypeError: ``pool`` is not a threadpool_plus pool.
-            ValueError: A pool of that name is already exported here, or the handle is closed.
-        """
+    def add(self, pool: ExportablePool, owner: Instrumentation, histograms: bool) -> None:
         check_exportable(pool)
         core = pool._core
-        tap = TimingTap(TAP_LIMIT, self._wake.set) if self._histograms else None
+        tap = TimingTap(TAP_LIMIT, self._wake.set) if histograms else None
         with self._lock:
-            if self._closed:
+            if owner.closed:
                 raise ValueError("this instrumentation is closed")
             existing = self._entries.get(pool.name)
             if existing is not None and existing.pool() is not None:
                 raise ValueError(f"a pool named {pool.name!r} is already instrumented")
-            self._entries[pool.name] = _Entry(
-                weakref.ref(pool), {POOL_ATTRIBUTE: pool.name}, tap, core
-            )
+            attributes = {POOL_ATTRIBUTE: pool.name}
+            self._entries[pool.name] = _Entry(weakref.ref(pool), attributes, tap, core, owner)
             if existing is not None:
-                self._detach(existing)
-            if tap is not None:  # under our lock: remove() cannot detach it first
-                core.attach_tap(tap)
+                self._record(existing, detach=True)
+            if tap is not None:
+                if not self._histograms:
+                    self._histograms = tuple(
+                        self._meter.create_histogram(
+                            str(metric.instrument),
+                            unit=metric.unit,
+                            description=metric.help,
+                            explicit_bucket_boundaries_advisory=DEFAULT_BUCKETS,
+                        )
+                        for metric in HISTOGRAMS
+                    )
+                core.attach_tap(tap)  # under our lock: release() cannot detach it first
+                if self._recorder is None:
+                    self._recorder = threading.Thread(
+                        target=self._record_full_taps, name="threadpool_plus-otel", daemon=True
+                    )
+                    self._recorder.start()
 
-    def remove(self, pool: ExportablePool) -> None:
-        """Stops exporting ``pool``; records its last timings. Harmless if not exported."""
+    def release(self, owner: Instrumentation, pool: ExportablePool | None) -> None:
+        """Stops exporting ``pool`` if ``owner`` added it, or (``None``) closes ``owner``."""
         with self._lock:
-            entry = self._entries.get(pool.name)
-            if entry is None or entry.pool() is not pool:
-                return
-            del self._entries[pool.name]
-            self._detach(entry)
-
-    def close(self) -> None:
-        """Stops exporting every pool and the recorder thread; calling it again is harmless."""
-        with self._lock:
-            self._closed = True
-            entries = list(self._entries.values())
-            self._entries.clear()
-            self._cached = []
-            for entry in entries:
-                self._detach(entry)
-        self._wake.set()
-        if self._recorder is not None and self._recorder is not threading.current_thread():
-            self._recorder.join()
-
-    def __enter__(self) -> Instrumentation:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+            if pool is None:
+                owner.closed = True
+            for name, entry in list(self._entries.items()):
+                if entry.owner is owner and (pool is None or entry.pool() is pool):
+                    del self._entries[name]
+                    self._record(entry, detach=True)
+            recorder = self._recorder
+            if recorder is not None and not any(e.tap for e in self._entries.values()):
+                self._recorder = None  # it exits when it wakes
+                self._wake.set()
+            else:
+                recorder = None
+        if recorder is not None and recorder is not threading.current_thread():
+            recorder.join()
 
     # -- collection -------------------------------------------------------------------------
 
@@ -212,14 +235,11 @@ class Instrumentation:
             pool = entry.pool()
             if pool is None:  # collected: reported no more
                 del self._entries[name]
-                self._detach(entry)
+                self._record(entry, detach=True)
                 continue
             _, stats, _, _ = reading(pool)
             self._cached.append((stats, entry.attributes))
             self._record(entry)
-
-    def _detach(self, entry: _Entry) -> None:
-        self._record(entry, detach=True)
 
     def _record(self, entry: _Entry, detach: bool = False) -> None:
         """Takes a pool's timings from its tap and records them: the slow part, without the
@@ -238,16 +258,22 @@ class Instrumentation:
                 run_histogram.record(seconds, attributes)
 
     def _record_full_taps(self) -> None:
-        """The recorder thread: drains the taps a fold found full, until ``close``."""
+        """The recorder thread: drains the taps a fold found full, while it is wanted."""
+        me = threading.current_thread()
         while True:
             self._wake.wait()
             self._wake.clear()
             with self._lock:
-                if self._closed:
+                if self._recorder is not me:
                     return
                 entries = [e for e in self._entries.values() if e.tap is not None]
             for entry in entries:
                 self._record(entry)
+
+
+# One export per meter provider (the global one included): see Instrumentation.
+_exports_lock = threading.Lock()
+_exports: weakref.WeakKeyDictionary[MeterProvider, _Export] = weakref.WeakKeyDictionary()
 
 
 def instrument(
@@ -257,8 +283,8 @@ def instrument(
 ) -> Instrumentation:
     """Exports ``pools`` through OpenTelemetry; returns the handle that stops it.
 
-    Create one handle per meter provider and ``add()`` pools to it: a second one would
-    register the same instruments again.
+    Handles on one meter provider share its instruments: a pool's name may be exported
+    only once per provider.
 
     Args:
         pools: The pools to export (a ``ThreadPoolExecutor``, or any pool built on
@@ -270,7 +296,8 @@ def instrument(
 
     Raises:
         TypeError: A pool is not a threadpool_plus pool, or ``histograms`` is not a bool.
-        ValueError: Two pools share a name.
+        ValueError: Two pools share a name, or one of them is already exported through
+            this meter provider.
     """
     if not isinstance(histograms, bool):
         raise TypeError(f"histograms must be a bool, not {type(histograms).__name__}")
@@ -280,8 +307,17 @@ def instrument(
         if pool.name in names:
             raise ValueError(f"a pool named {pool.name!r} is already instrumented")
         names.add(pool.name)
-    meter = get_meter("threadpool_plus", __version__, meter_provider)
-    handle = Instrumentation(meter, histograms)
-    for pool in pools:
-        handle.add(pool)
+    provider = get_meter_provider() if meter_provider is None else meter_provider
+    with _exports_lock:
+        export = _exports.get(provider)
+        if export is None:
+            meter = get_meter("threadpool_plus", __version__, provider)
+            export = _exports[provider] = _Export(meter)
+    handle = Instrumentation(export, histograms)
+    try:
+        for pool in pools:
+            handle.add(pool)
+    except BaseException:
+        handle.close()  # a name another handle exports: this call exports nothing
+        raise
     return handle
