@@ -1,5 +1,7 @@
 """OpenTelemetry export (``threadpool_plus.otel``), read back with the SDK's in-memory reader."""
 
+# ruff: noqa: E402 -- the imports below need the libraries that library() checks first
+
 from __future__ import annotations
 
 import gc
@@ -9,7 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 
-pytest.importorskip("opentelemetry.sdk")
+from tests.integration._require import library
+
+library("opentelemetry.sdk")  # skips without the integration extra, unless it is required
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (

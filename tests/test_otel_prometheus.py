@@ -4,12 +4,16 @@ The same pool is exported both ways, each into its own registry; the two scrapes
 compared family by family through the mapping documented in ``docs/otel.md``.
 """
 
+# ruff: noqa: E402 -- the imports below need the libraries that library() checks first
+
 from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("opentelemetry.exporter.prometheus")
-pytest.importorskip("prometheus_client")
+from tests.integration._require import library
+
+library("opentelemetry.exporter.prometheus")  # the integration extra
+library("prometheus_client")
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
