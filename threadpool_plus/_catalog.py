@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ._histogram import HistogramSnapshot
 from ._pool import PoolCore
@@ -75,10 +75,10 @@ class Metric:
     """
 
     family: str
-    kind: str
+    kind: Literal["counter", "gauge", "histogram"]
     help: str
     instrument: str | None
-    instrument_kind: str
+    instrument_kind: Literal["counter", "updowncounter", "gauge", "histogram"]
     unit: str
     read: Callable[[PoolStats], int] | None = None
     attributes: tuple[tuple[str, str], ...] = ()
