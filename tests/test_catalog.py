@@ -1,10 +1,14 @@
-"""The one catalog both exporters read: complete, unique, and named by the conventions."""
+"""The one catalog both exporters read (complete, unique, named by the conventions), and
+the exporters' optional imports."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 
+import pytest
+
+from tests._subprocess import run_script
 from threadpool_plus import PoolStats
 from threadpool_plus._catalog import COUNTERS, GAUGES, HISTOGRAMS
 
@@ -32,3 +36,39 @@ def test_names_are_unique_and_conventional() -> None:
             metric.kind != "histogram" and metric.read is not None
         )
     assert {m.instrument_kind for m in COUNTERS} == {"counter"}
+
+
+def test_importing_the_package_never_imports_opentelemetry() -> None:
+    out = run_script(
+        """
+        import sys
+        import threadpool_plus
+        import threadpool_plus._catalog
+        from threadpool_plus import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(int).result()
+        extras = ("opentelemetry", "prometheus_client")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in extras))
+        """
+    )
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("module", "dependency", "extra"),
+    [("otel", "opentelemetry", "otel"), ("prometheus", "prometheus_client", "prometheus")],
+)
+def test_a_missing_extra_names_the_install_command(
+    module: str, dependency: str, extra: str
+) -> None:
+    out = run_script(
+        f"""
+        import sys
+        sys.modules[{dependency!r}] = None  # as if it were not installed
+        try:
+            import threadpool_plus.{module}
+        except ImportError as error:
+            print(error)
+        """
+    )
+    assert f"pip install threadpool-plus[{extra}]" in out

@@ -26,7 +26,6 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from tests._probe import small_otel_taps, tapped_timings
-from tests._subprocess import run_script
 from tests._support import Gate, wait_until
 from tests.conftest import PoolFactory
 from threadpool_plus import PoolOverloaded, PoolStats, TaskTimeout, ThreadPoolExecutor
@@ -360,39 +359,3 @@ def test_bad_input_fails_at_the_call(make_pool: PoolFactory, provider: MeterProv
         handle.add(other)  # the failed call exported nothing
         with pytest.raises(TypeError, match="not str"):
             handle.add("pool")  # type: ignore[arg-type]
-
-
-def test_importing_the_package_never_imports_opentelemetry() -> None:
-    out = run_script(
-        """
-        import sys
-        import threadpool_plus
-        import threadpool_plus._catalog
-        from threadpool_plus import ThreadPoolExecutor
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(int).result()
-        extras = ("opentelemetry", "prometheus_client")
-        print(sorted(m for m in sys.modules if m.split(".")[0] in extras))
-        """
-    )
-    assert out.strip() == "[]"
-
-
-@pytest.mark.parametrize(
-    ("module", "dependency", "extra"),
-    [("otel", "opentelemetry", "otel"), ("prometheus", "prometheus_client", "prometheus")],
-)
-def test_a_missing_extra_names_the_install_command(
-    module: str, dependency: str, extra: str
-) -> None:
-    out = run_script(
-        f"""
-        import sys
-        sys.modules[{dependency!r}] = None  # as if it were not installed
-        try:
-            import threadpool_plus.{module}
-        except ImportError as error:
-            print(error)
-        """
-    )
-    assert f"pip install threadpool-plus[{extra}]" in out
