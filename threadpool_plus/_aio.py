@@ -19,14 +19,14 @@ from ._admission import AsyncWaiter, Overflow, async_scope
 from ._errors import PoolOverloaded
 
 if TYPE_CHECKING:
-    from ._threads import ThreadCore
+    from ._pool import PoolCore
 
 __all__ = ["run_async", "submit_async"]
 
 T = TypeVar("T")
 
 
-async def submit_async(core: ThreadCore, submit: Callable[[], Future[T]]) -> Future[T]:
+async def submit_async(core: PoolCore, submit: Callable[[], Future[T]]) -> Future[T]:
     """Calls ``submit`` (the pool's, or a view's) so that a full pool puts this coroutine in
     line rather than blocking the loop; returns the future once the task is accepted."""
     loop = asyncio.get_running_loop()
@@ -53,7 +53,7 @@ async def run_async(future: Future[T]) -> T:
         raise
 
 
-async def _admitted(core: ThreadCore, waiter: AsyncWaiter) -> None:
+async def _admitted(core: PoolCore, waiter: AsyncWaiter) -> None:
     """Waits, in the loop, until ``waiter`` is admitted; raises as ``submit`` would if it is
     refused or its timeout runs out (after the overflow policy)."""
     try:

@@ -23,7 +23,6 @@ from ._items import EXIT, WAKE, Message, WorkItem, settle_unstarted, sort_unstar
 from ._lean_future import sleep_until_released
 from ._ledger import FOLD_BATCH
 from ._pool import PoolCore, State
-from ._takeover import DEADLINE, INTERRUPT
 from ._task import Task, task_name
 from ._workers import Worker
 
@@ -101,25 +100,6 @@ class Dispatch(PoolCore):
             self._record_failure(record, wait, run)
             return self._next_task(worker)
 
-    def task_ran_by_caller(
-        self, failure: TaskFailure | None, waited: float, ran: float, expired: bool = False
-    ) -> None:
-        """Counts a task its submitting thread ran (``overflow="caller_runs"``): completed,
-        failed (``failure``) or expired."""
-        with self.lock:
-            self.active -= 1
-            self.caller_ran += 1
-            if expired:
-                self.expired += 1
-            elif failure is not None:
-                self._record_failure(failure, waited, ran)
-            else:
-                self.completed += 1
-                self.pending_waits.append(waited)
-                self.pending_runs.append(ran)
-                if len(self.pending_waits) >= FOLD_BATCH:
-                    self._fold_timings()
-
     def task_taken(self, worker: Worker, how: str) -> Message:
         """``task_completed`` for a task whose future was taken over (``how``: ``DEADLINE``,
         ``INTERRUPT``), or that this worker expired before it started (``EXPIRED``)."""
@@ -131,14 +111,6 @@ class Dispatch(PoolCore):
         self.active -= 1
         self._count_taken(how)
         return self._next_task(worker)
-
-    def _count_taken(self, how: str) -> None:
-        if how == INTERRUPT:
-            self.cancelled += 1
-        else:
-            self.expired += 1
-            if how == DEADLINE:  # the watcher counted it overrunning
-                self.overrunning -= 1
 
     def expire_task(self, future: TrackedFuture[Any], task: Task) -> None:
         """The deadline watcher, at ``task``'s deadline: a queued task leaves the queue for
@@ -159,15 +131,6 @@ class Dispatch(PoolCore):
             # else its worker counted it as it returned: it stays counted so (_takeover).
         future.run_callbacks()
         task.cancel_task()
-
-    def _unqueue_future(self, future: TrackedFuture[Any]) -> bool:
-        """Takes ``future``'s task out of the queue; False if not there. Lock held."""
-        queue = self.queue
-        for index, item in enumerate(queue):
-            if item[0] is future:
-                del queue[index]
-                return True
-        return False
 
     def _close(self, cancel: bool, message: str) -> list[WorkItem]:
         doomed = super()._close(cancel, message)

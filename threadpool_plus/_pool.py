@@ -27,19 +27,23 @@ from __future__ import annotations
 import enum
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from threading import get_ident
 from time import monotonic
+from typing import TYPE_CHECKING, Any
 
-from ._admission import Admission
+from ._admission import Admission, Overflow
+from ._caller import run_in_caller
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool
 from ._failures import TaskFailure
+from ._future import TrackedFuture
 from ._histogram import HistogramSnapshot
 from ._items import WorkItem, settle_unstarted
-from ._ledger import TimingTap
+from ._ledger import FOLD_BATCH, TimingTap
 from ._report import ShutdownReport, dropped
 from ._stats import PoolStats
+from ._takeover import DEADLINE, INTERRUPT
 
 __all__ = ["PoolCore", "State"]
 
@@ -65,11 +69,15 @@ class PoolCore(Admission):
         "main_ident",
         "main_in_lock",
         "name",
+        "on_task_error",  # called with each TaskFailure; set by the backend, fixed
         "queue",
         "refusal",
         "shut_down",
         "state",
     )
+
+    if TYPE_CHECKING:  # the type of a slot above
+        on_task_error: Callable[[TaskFailure], object] | None
 
     def _open_pool(self, name: str, capacity: int, max_waiting: int | None, overflow: str) -> None:
         self.name = name  # fixed at construction; read without the lock
@@ -158,6 +166,12 @@ class PoolCore(Admission):
         """(workers, idle_workers, min_workers, max_workers, peak_workers). Lock held."""
         raise NotImplementedError
 
+    def _stop_running(self, cancel: bool) -> tuple[str, ...]:
+        """Called by ``shutdown`` without the lock once admission is closed. A backend that
+        can stop running tasks (Dask cancels them on the cluster) does so when ``cancel``
+        and returns their names; threads let running tasks finish (the default)."""
+        return ()
+
     # -- shutdown -------------------------------------------------------------------------
 
     def shutdown(
@@ -182,11 +196,11 @@ class PoolCore(Admission):
         with self.guarded("shutdown"):
             doomed = self._close(cancel, message)
         error = settle_unstarted([item[0] for item in doomed], None)
-        report = ShutdownReport(dropped=dropped(doomed))
+        report = ShutdownReport(dropped=dropped(doomed), running=self._stop_running(cancel))
         if wait and not self._wait_for_workers(deadline):
             late, running = self._give_up()
             error = settle_unstarted([item[0] for item in late], None) or error
-            report = ShutdownReport(True, report.dropped + dropped(late), running)
+            report = ShutdownReport(True, report.dropped + dropped(late), report.running + running)
         if error is not None:
             raise error
         return report
@@ -226,6 +240,54 @@ class PoolCore(Admission):
         doomed = self._take_queue() if cancel else []
         self._retire_idle()
         return doomed
+
+    def _overflowed(self, overflow: Overflow) -> None:
+        """What the overflow policy left to the caller, without the lock: cancel the task
+        ``"drop_oldest"`` dropped, or run its own task here (``"caller_runs"``)."""
+        if overflow.dropped is not None:
+            error = settle_unstarted([overflow.dropped[0]], None)
+            if error is not None:
+                raise error
+        if overflow.run is not None:
+            run_in_caller(self, overflow.run)
+
+    def task_ran_by_caller(
+        self, failure: TaskFailure | None, waited: float, ran: float, expired: bool = False
+    ) -> None:
+        """Counts a task its submitting thread ran (``overflow="caller_runs"``): completed,
+        failed (``failure``) or expired."""
+        with self.lock:
+            self.active -= 1
+            self.caller_ran += 1
+            if expired:
+                self.expired += 1
+            elif failure is not None:
+                self._record_failure(failure, waited, ran)
+            else:
+                self.completed += 1
+                self.pending_waits.append(waited)
+                self.pending_runs.append(ran)
+                if len(self.pending_waits) >= FOLD_BATCH:
+                    self._fold_timings()
+
+    def _count_taken(self, how: str) -> None:
+        """Counts a task whose future was taken over (``_takeover``) once its runner is
+        done with it. Lock held."""
+        if how == INTERRUPT:
+            self.cancelled += 1
+        else:
+            self.expired += 1
+            if how == DEADLINE:  # the watcher counted it overrunning
+                self.overrunning -= 1
+
+    def _unqueue_future(self, future: TrackedFuture[Any]) -> bool:
+        """Takes ``future``'s task out of the queue; False if not there. Lock held."""
+        queue = self.queue
+        for index, item in enumerate(queue):
+            if item[0] is future:
+                del queue[index]
+                return True
+        return False
 
     def _accept_for_caller(self) -> None:
         """Counts a task its caller will run itself (``overflow="caller_runs"``): accepted,

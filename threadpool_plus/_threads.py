@@ -40,7 +40,6 @@ from time import perf_counter, sleep
 from typing import Any
 
 from ._admission import Overflow, Waiter
-from ._caller import run_in_caller
 from ._config import check_order
 from ._deadlines import Deadlines
 from ._dispatch import Dispatch
@@ -65,7 +64,6 @@ class ThreadCore(Dispatch):
         "__weakref__",
         "initargs",
         "initializer",
-        "on_task_error",
         "owner",
         "peak_workers",
         "thread_number",
@@ -186,16 +184,6 @@ class ThreadCore(Dispatch):
             # sections alone for a while.
             sleep(0)
         return future
-
-    def _overflowed(self, overflow: Overflow) -> None:
-        """What the overflow policy left to the caller, without the lock: cancel the task
-        ``"drop_oldest"`` dropped, or run its own task here (``"caller_runs"``)."""
-        if overflow.dropped is not None:
-            error = settle_unstarted([overflow.dropped[0]], None)
-            if error is not None:
-                raise error
-        if overflow.run is not None:
-            run_in_caller(self, overflow.run)
 
     def _place(self, item: WorkItem, timeout: float | None) -> Worker | Waiter | Overflow | bool:
         """Where a task goes when no thread is idle and the fast path had no room. Lock held.
