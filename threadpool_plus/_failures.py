@@ -66,8 +66,12 @@ def _detached(exc: BaseException) -> BaseException:
         clone = copy.copy(exc)  # BaseException.__reduce__ keeps args and __dict__ only
     except Exception:
         return exc
-    if type(clone) is not type(exc):
+    if type(clone) is not type(exc) or clone is exc:
         return exc
+    # A reducer registered for every exception class (tblib's, which importing Dask's
+    # distributed installs) copies these too: drop them, or the record pins the frames.
+    clone.__traceback__ = None
+    clone.__cause__ = clone.__context__ = None
     return clone
 
 
