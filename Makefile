@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,prometheus,otel,integration]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,prometheus,otel,dask,integration]'
 	touch $(STAMP)
 
 test: lint typecheck pytest
