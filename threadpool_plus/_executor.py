@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
-import math
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
-from types import TracebackType
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from ._admission import OVERFLOW_POLICIES, TRY_ONLY
 from ._compat import StandardNames, wrap_like_standard_submit
 from ._config import (
     check_count,
@@ -21,23 +17,18 @@ from ._config import (
     check_timeout,
 )
 from ._failures import TaskFailure
-from ._histogram import check_buckets
-from ._map import map_results, waiting_for_room
+from ._front import PoolFront, check_settings
 from ._options import (
     ContextMode,
     ContextOption,
-    CoreSubmit,
     TaskOptions,
     check_context,
     check_context_mode,
     check_deadline,
     check_task_name,
     check_timeout_option,
-    submit_with_defaults,
 )
 from ._process import track
-from ._report import ShutdownReport
-from ._stats import PoolStats
 from ._threads import ThreadCore
 
 __all__ = ["ThreadPoolExecutor"]
@@ -49,7 +40,7 @@ _pool_numbers = itertools.count()
 
 
 # The ignore: StandardNames turns the standard pool's private attributes into read-only views.
-class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor):  # type: ignore[misc,override]
+class ThreadPoolExecutor(StandardNames, PoolFront, concurrent.futures.ThreadPoolExecutor):  # type: ignore[misc,override]
     """A thread pool with bounded admission, scaling, exact counters and drain shutdown.
 
     It subclasses ``concurrent.futures.ThreadPoolExecutor`` for type identity only (so
@@ -119,21 +110,19 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
     ) -> None:
         # super().__init__() is deliberately not called: this class owns all its state.
         low, high = check_limits(min_workers, max_workers)
-        capacity = check_count("max_queue_size", max_queue_size, minimum=0)
-        self._submit_timeout = check_timeout("submit_timeout", submit_timeout, allow_zero=True)
+        settings = check_settings(
+            max_queue_size=max_queue_size,
+            submit_timeout=submit_timeout,
+            overflow=overflow,
+            failure_history=failure_history,
+            on_task_error=on_task_error,
+            histogram_buckets=histogram_buckets,
+            task_timeout=task_timeout,
+        )
         idle = check_timeout("idle_timeout", idle_timeout, allow_zero=False)
         # The standard library's parameters accept what it accepts: None means "".
         prefix = check_name("thread_name_prefix", thread_name_prefix or "", allow_empty=True)
         init, args = check_initializer(initializer, initargs)
-        history = check_count("failure_history", failure_history, minimum=0)
-        if on_task_error is not None and not callable(on_task_error):
-            raise TypeError("on_task_error must be a callable or None")
-        buckets = check_buckets(histogram_buckets)
-        self._task_timeout = check_timeout_option("task_timeout", task_timeout)
-        if not isinstance(overflow, str):
-            raise TypeError(f"overflow must be a str, not {type(overflow).__name__}")
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
         max_waiting = (
             None
             if max_waiting_submitters is None
@@ -149,24 +138,18 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             thread_prefix=prefix or name,
             min_workers=low,
             max_workers=high,
-            capacity=capacity,
+            capacity=settings.capacity,
             max_waiting=max_waiting,
-            overflow=overflow,
+            overflow=settings.overflow,
             idle_timeout=idle,
             initializer=init,
             initargs=args,
-            failure_history=history,
-            on_task_error=on_task_error,
-            histogram_buckets=buckets,
+            failure_history=settings.failure_history,
+            on_task_error=settings.on_task_error,
+            histogram_buckets=settings.histogram_buckets,
         )
         track(core)
-        # What submit and try_submit hand a task to: the core itself, unless every task
-        # needs a Task around it. Decided once, so a pool without defaults pays nothing.
-        self._submit: CoreSubmit = core.submit
-        if self._context != "thread" or self._task_timeout not in (None, math.inf):
-            self._submit = submit_with_defaults(
-                core.submit, self._context, self._task_timeout, core.deadlines.watch
-            )
+        self._open_front(core.submit, settings, self._context, core.deadlines.watch)
         # When this object is collected without shutdown(), the threads drain and exit.
         # The weakref lives on the core, not here: a weakref that dies in the same cyclic
         # collection as its referent never calls back.
@@ -175,19 +158,9 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         core.start_min_workers()
 
     @property
-    def name(self) -> str:
-        """The pool's name, as used in thread names, logs, errors and metrics."""
-        return self._core.name
-
-    @property
     def context(self) -> ContextMode:
         """Where tasks run by default: "thread" (the worker's context) or "copy"."""
         return self._context
-
-    @property
-    def task_timeout(self) -> float | None:
-        """Each task's default timeout, in seconds from submission; None: no deadline."""
-        return self._task_timeout
 
     def options(
         self,
@@ -228,126 +201,6 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
             deadline=check_deadline(deadline),
         )
 
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Schedules ``fn(*args, **kwargs)`` and returns its future.
-
-        When every thread is busy and the queue is full, waits for room as
-        ``submit_timeout`` says.
-
-        Raises:
-            TypeError: ``fn`` is not callable.
-            PoolOverloaded: There was no room within ``submit_timeout``.
-            RuntimeError: The pool has been shut down.
-            BrokenThreadPool: An initializer failed.
-        """
-        if not callable(fn):
-            raise TypeError(f"submit() needs a callable, not {type(fn).__name__}")
-        return self._submit(fn, args, kwargs, self._submit_timeout)
-
-    def try_submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Like ``submit``, but never waits: ``PoolOverloaded`` at once if there is no room.
-
-        Raises:
-            TypeError: ``fn`` is not callable.
-            PoolOverloaded: No thread is free and the queue is full.
-            RuntimeError: The pool has been shut down.
-            BrokenThreadPool: An initializer failed.
-        """
-        if not callable(fn):
-            raise TypeError(f"try_submit() needs a callable, not {type(fn).__name__}")
-        return self._submit(fn, args, kwargs, TRY_ONLY)
-
-    async def asubmit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """``submit`` for coroutines: waits for room without blocking the event loop, in
-        one FIFO line with blocked threads, then returns the task's future.
-
-        Cancelling the awaiting coroutine before the task is accepted submits nothing.
-        Raises as ``submit`` does, ``overflow="caller_runs"`` refused (``PoolOverloaded``):
-        running the task on the loop's thread would freeze the loop.
-        """
-        if not callable(fn):
-            raise TypeError(f"asubmit() needs a callable, not {type(fn).__name__}")
-        from ._aio import submit_async  # not at import: it imports asyncio
-
-        return await submit_async(self._core, lambda: self.submit(fn, *args, **kwargs))
-
-    async def arun(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """``asubmit``, then awaits the task's result. Cancelling the awaiting coroutine
-        after the task was accepted cancels it if still queued, or requests its
-        cancellation (``current_task()``) if it runs."""
-        from ._aio import run_async
-
-        return await run_async(await self.asubmit(fn, *args, **kwargs))
-
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        buffersize: int | None = None,
-    ) -> Iterator[T]:
-        """Returns ``fn`` applied to the items of ``iterables``, in input order.
-
-        It waits for room in a full queue (it never raises ``PoolOverloaded``). With
-        ``buffersize=N`` at most N tasks run ahead of the consumer and the input is read
-        lazily, so an endless iterable needs bounded memory.
-
-        Args:
-            fn: Called with one item from each iterable.
-            iterables: The inputs, zipped.
-            timeout: Seconds from this call after which taking a result raises
-                ``TimeoutError``; the tasks not yet finished are then cancelled.
-            chunksize: Accepted for compatibility; threads take one item at a time.
-            buffersize: The most tasks submitted ahead of the consumer.
-
-        Raises:
-            TypeError, ValueError: An argument is invalid.
-            RuntimeError: The pool has been shut down.
-        """
-
-        # Through self.submit, as the standard library does, so that a subclass or a
-        # wrapper of submit (tqdm's progress bar, OpenTelemetry's context) sees every task.
-        # (Holding self also keeps the pool alive as long as a lazy map needs it.)
-        def submit(fn: Callable[..., T], *args: Any) -> Future[T]:
-            return self.submit(fn, *args)  # looked up per item, as the standard map does
-
-        return map_results(waiting_for_room(submit), fn, iterables, timeout, chunksize, buffersize)
-
-    # The ignore: the standard pool's shutdown() returns None; this one returns a report,
-    # which code written for the standard pool simply does not look at.
-    def shutdown(  # type: ignore[override]
-        self,
-        wait: bool = True,
-        *,
-        cancel_futures: bool = False,
-        drain: bool = True,
-        timeout: float | None = None,
-    ) -> ShutdownReport:
-        """Stops accepting tasks and lets the threads exit once the work is done.
-
-        Calling it again is harmless. It never deadlocks, not even from a task or a
-        done-callback (it then waits for every *other* thread).
-
-        Args:
-            wait: Return only when every worker thread has exited (or ``timeout`` ran out).
-            cancel_futures: Cancel the tasks that have not started (as ``drain=False``).
-            drain: Run every accepted task, the queued ones included. With ``False`` the
-                queued tasks are cancelled; running tasks always finish.
-            timeout: With ``wait``, wait at most this many seconds; then cancel the tasks
-                still queued and request the cancellation of those still running (their
-                handles are cancelled), and return. ``None`` waits as long as it takes.
-
-        Returns:
-            A ``ShutdownReport``: ``timed_out``, the tasks it cancelled (``dropped``, to
-            persist or resubmit) and the names of those still ``running``.
-
-        Raises:
-            ValueError: ``timeout`` is negative or NaN.
-        """
-        limit = check_timeout("timeout", timeout, allow_zero=True)
-        return self._core.shutdown(wait=wait, cancel=cancel_futures or not drain, timeout=limit)
-
     def resize(self, *, min_workers: int | None = None, max_workers: int | None = None) -> None:
         """Changes the thread limits at run time; ``None`` keeps a limit as it is.
 
@@ -364,29 +217,6 @@ class ThreadPoolExecutor(StandardNames, concurrent.futures.ThreadPoolExecutor): 
         if max_workers is not None:
             check_count("max_workers", max_workers, minimum=1)
         self._core.resize(min_workers, max_workers)
-
-    def recent_failures(self) -> list[TaskFailure]:
-        """Returns the newest ``TaskFailure`` records, oldest first.
-
-        At most ``failure_history`` are kept; the records hold no frame of the failed
-        tasks, so keeping them keeps no task's local variables alive.
-        """
-        return self._core.recent_failures()
-
-    def stats(self) -> PoolStats:
-        """Returns one consistent snapshot of the pool's threads, queue and counters."""
-        return self._core.snapshot()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        # After Ctrl-C nobody wants to wait for a long queue to drain: cancel what has
-        # not started and wait only for the running tasks (a second Ctrl-C stops that).
-        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
-        self.shutdown(wait=True, cancel_futures=interrupted)
 
     def __repr__(self) -> str:
         s = self.stats()
