@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from threadpool_plus import ThreadPoolExecutor, _process
 from threadpool_plus._histogram import HistogramSnapshot
-from threadpool_plus._pool import State
+from threadpool_plus._pool import PoolCore, State
 from threadpool_plus._stats import PoolStats
 from threadpool_plus._threads import ThreadCore
 from threadpool_plus._workers import WorkerThread
@@ -95,7 +95,14 @@ def lock_held(pool: ThreadPoolExecutor) -> bool:
     return pool._core.lock.locked()
 
 
-def metrics(pool: ThreadPoolExecutor) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
+class _Pooled(Protocol):
+    """Any executor built on the pool core (``ThreadPoolExecutor``, ``DaskExecutor``)."""
+
+    @property
+    def _core(self) -> PoolCore: ...
+
+
+def metrics(pool: _Pooled) -> tuple[PoolStats, HistogramSnapshot, HistogramSnapshot]:
     return pool._core.metrics()
 
 
