@@ -55,7 +55,10 @@ def balanced(s: PoolStats) -> bool:
 def client() -> Iterator[distributed.Client]:
     with (
         distributed.LocalCluster(  # type: ignore[no-untyped-call]
-            processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None
+            processes=False,
+            n_workers=2,
+            threads_per_worker=1,
+            dashboard_address=":0",  # 8787 may be taken
         ) as cluster,
         distributed.Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):

@@ -57,7 +57,10 @@ def test_worker_killed_mid_task_is_a_recorded_failure() -> None:
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 0}),
         distributed.LocalCluster(
-            processes=True, n_workers=1, threads_per_worker=1, dashboard_address=None
+            processes=True,
+            n_workers=1,
+            threads_per_worker=1,
+            dashboard_address=":0",  # 8787 may be taken
         ) as cluster,
         distributed.Client(cluster) as client,
         DaskExecutor(client, on_task_error=seen.append) as pool,
