@@ -18,7 +18,9 @@ the main thread runs six phases:
 6. cool-down and shutdown, then a table of the final counters.
 
 While it runs, the pool's metrics are served for Prometheus on 127.0.0.1 (if the
-``prometheus`` extra is installed). Run it with ``make demo``; it takes about seven seconds.
+``prometheus`` extra is installed). With the ``dask`` extra, a last part runs the same
+contract on a local Dask cluster (``examples/dask_demo.py``). Run it with ``make demo``; it
+takes about ten seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from concurrent.futures import Future, wait
 from dataclasses import fields
 from itertools import zip_longest
 from types import TracebackType
+
+from dask_demo import run_dask  # the optional Dask part (examples/dask_demo.py)
 
 from threadpool_plus import PoolOverloaded, PoolStats, ThreadPoolExecutor, current_task
 
@@ -352,6 +356,7 @@ def main() -> int:
     s = pool.stats()
     print_summary(s)
     handed_back = run_deadline_shutdown()
+    on_dask = run_dask(say)  # None without the dask extra
     checks = {
         "submitted == completed + failed + cancelled + expired + active + queued": balanced(s),
         f"invariant held in all {monitor.snapshots} live snapshots": monitor.violations == 0,
@@ -364,6 +369,7 @@ def main() -> int:
         "no worker left after shutdown": s.workers == 0,
         "shutdown(timeout=) handed back 5 tasks, all run elsewhere": handed_back,
     }
+    checks.update(on_dask or {})
     say()
     for claim, ok in checks.items():
         say(f"  [{'ok' if ok else 'FAIL'}] {claim}")
