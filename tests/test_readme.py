@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests._support import wait_until
+from tests.integration._require import library
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -73,11 +74,14 @@ def run_block(block: Block) -> None:
 
 
 BLOCKS = [block for page in PAGES for block in python_blocks(page)]
+_NEEDS_DASK = re.compile(r"^\s*(from|import) distributed\b", re.MULTILINE)
 
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
 def test_block_runs_as_written(block: Block) -> None:
+    if _NEEDS_DASK.search(block.source):  # docs/dask.md: the dask extra
+        library("distributed")  # skips without it, unless the run requires it
     before = set(threading.enumerate())
     run_block(block)
     # A block shuts down what it starts (a `with` block joins a pool's threads; a metrics
