@@ -44,7 +44,8 @@ from ._admission import Overflow, Waiter
 from ._dask_call import call
 from ._dask_flight import DaskFlight, InFlight, decode, forget_frames
 from ._errors import PoolOverloaded, deadline_passed
-from ._failures import TaskFailure, describe
+from ._failures import describe
+from ._front import Settings
 from ._future import TrackedFuture
 from ._handle import TaskHandle
 from ._items import WorkItem
@@ -75,17 +76,13 @@ class DaskCore(DaskFlight):
         name: str,
         max_in_flight: int,
         nthreads: int,
-        capacity: int,
-        overflow: str,
-        failure_history: int,
-        on_task_error: Callable[[TaskFailure], object] | None,
-        histogram_buckets: tuple[float, ...],
+        settings: Settings,
     ) -> None:
         self.client = client
         self.loop: Any = client.loop
-        self.on_task_error = on_task_error
-        self._open_pool(name, capacity, None, overflow)
-        self._open_ledger(failure_history, histogram_buckets)
+        self.on_task_error = settings.on_task_error
+        self._open_pool(name, settings.capacity, None, settings.overflow)
+        self._open_ledger(settings.failure_history, settings.histogram_buckets)
         self._open_flight(max_in_flight, nthreads)
 
     # -- submitting -----------------------------------------------------------------------

@@ -134,11 +134,7 @@ class DaskExecutor(PoolFront, concurrent.futures.Executor):  # type: ignore[misc
             name=name,
             max_in_flight=max(1, nthreads) if max_in_flight is None else max_in_flight,
             nthreads=nthreads,
-            capacity=settings.capacity,
-            overflow=settings.overflow,
-            failure_history=settings.failure_history,
-            on_task_error=settings.on_task_error,
-            histogram_buckets=settings.histogram_buckets,
+            settings=settings,
         )
         self._open_front(core.submit, settings, "thread", core.deadlines.watch)
 
