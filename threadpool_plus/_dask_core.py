@@ -30,6 +30,7 @@ callable, arguments, result or Dask future.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -163,7 +164,8 @@ class DaskCore(DaskFlight):
             fail_future(self, future, error, failure, "client")
             raise _SubmitFailed(error, handed) from None
         entry.dask_future = dask_future
-        del dask_future
+        entry.item = (future, fn, (), {}, accepted)  # Dask holds the arguments now
+        del dask_future, args, kwargs
         # The handle carries cancellation to the cluster: a Task is its own (deadlines
         # cancel it); a plain task gets one now (interrupts and shutdown cancel it).
         handle = entry.handle = (
@@ -225,7 +227,8 @@ class DaskCore(DaskFlight):
         """The task's handle was cancelled: cancel its Dask future, without waiting."""
         dask_future = entry.dask_future
         if dask_future is not None:  # else settled, or sent later, and then at once
-            self.loop.add_callback(self._cancel_async, dask_future)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to cancel
+                self.loop.add_callback(self._cancel_async, dask_future)
 
     async def _cancel_async(self, dask_future: distributed.Future[Any]) -> None:
         try:
@@ -260,7 +263,8 @@ class DaskCore(DaskFlight):
             return False
         # Each Dask future was dropped before its task was settled; Dask releases its key
         # in a callback on the loop. One round trip through the loop runs those first.
-        self.client.sync(_nothing)  # type: ignore[no-untyped-call]
+        if self.client.status == "running":  # a closed client released them all
+            self.client.sync(_nothing)  # type: ignore[no-untyped-call]
         return True
 
     def _on_loop(self) -> bool:
