@@ -45,6 +45,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/suite.py
+	$(BIN)/python benchmarks/dask_throughput.py
 
 # Per-side hot-path cost against the stdlib, checked against benchmarks/budget.json (exit 1
 # when a side's ratio is >10% worse than recorded). Not part of `make test`: timings never
