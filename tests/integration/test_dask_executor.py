@@ -130,6 +130,28 @@ def test_asyncio_run_in_executor_and_arun(make_executor: Factory) -> None:
     assert asyncio.run(main()) == (7, 8)
 
 
+def test_asubmit_waits_for_room_without_blocking_the_loop(
+    make_executor: Factory, gate: DaskGate
+) -> None:
+    pool = make_executor(max_in_flight=1, max_queue_size=1)
+    held = pool.submit(blocked, gate.name, 0)
+    pool.submit(echo, 1)
+
+    async def main() -> int:
+        waiting = asyncio.ensure_future(pool.asubmit(echo, 2))
+        deadline = asyncio.get_running_loop().time() + 10
+        while pool.stats().waiting_submitters != 1:  # the loop keeps running meanwhile
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert not waiting.done()
+        gate.open()
+        return await asyncio.wrap_future(await waiting)
+
+    assert asyncio.run(main()) == 2
+    assert held.result(timeout=30) == 0
+    assert pool.stats().rejected == 0
+
+
 def test_defaults_and_stats_fields(client: distributed.Client, make_executor: Factory) -> None:
     """``max_in_flight`` defaults to the cluster's threads (2): ``max_workers``; ``workers``
     is that thread count; ``name`` has a default."""
