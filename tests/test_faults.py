@@ -8,10 +8,13 @@ the counters add up, the queue bound holds and no thread outlives ``shutdown(wai
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import copyreg
 import gc
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -95,12 +98,32 @@ def test_a_failed_start_requeues_its_task_for_the_threads_that_run(
     assert_adds_up(pool.stats())
 
 
+def _rebuild(cls: type[RuntimeError], args: tuple[Any, ...], tb: Any) -> RuntimeError:
+    return cls(*args).with_traceback(tb)
+
+
+@contextlib.contextmanager
+def copying_tracebacks(copying: bool) -> Iterator[None]:
+    """Makes ``copy.copy(RuntimeError)`` keep the traceback, as tblib's reducers (which
+    importing Dask's ``distributed`` installs) do for every exception class."""
+    if not copying:
+        yield
+        return
+    copyreg.pickle(RuntimeError, lambda e: (_rebuild, (type(e), e.args, e.__traceback__)))
+    try:
+        yield
+    finally:
+        del copyreg.dispatch_table[RuntimeError]
+
+
+@pytest.mark.parametrize("copying", [False, True], ids=["plain", "tblib-like reducer"])
 def test_a_failed_start_keeps_the_queue_bound_and_fails_what_does_not_fit(
-    make_pool: PoolFactory, gate: Gate
+    make_pool: PoolFactory, gate: Gate, copying: bool
 ) -> None:
     """A resize reserves a thread for the queued task; the room it leaves goes to the
     caller waiting for it; then the start fails: the task cannot go back over the bound,
-    so it fails with the error; the waiter's task runs."""
+    so it fails with a copy of the error, which pins no frame of the resize; the waiter's
+    task runs."""
     pool = make_pool(1, max_queue_size=1)
     busy = pool.submit(gate.wait, "busy")
     gate.wait_entered(1)
@@ -109,12 +132,19 @@ def test_a_failed_start_keeps_the_queue_bound_and_fails_what_does_not_fit(
     thread = threading.Thread(target=lambda: waiter.append(pool.submit(pow, 2, 4)))
     thread.start()
     wait_until(lambda: probe.waiting(pool) == 1)
-    with probe.failing_thread_starts(cant_start), pytest.raises(RuntimeError):
+    with (
+        copying_tracebacks(copying),
+        probe.failing_thread_starts(cant_start),
+        pytest.raises(RuntimeError),
+    ):
         pool.resize(max_workers=2)
     thread.join(5)
     stats = pool.stats()
     assert stats.queued == 1  # the waiter's task, admitted into the room
     assert_adds_up(stats)
+    error = queued.exception(timeout=5)
+    assert error is not None
+    assert error.__traceback__ is None
     with pytest.raises(RuntimeError, match="can't start new thread"):
         queued.result(timeout=5)
     gate.open()

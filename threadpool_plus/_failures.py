@@ -30,6 +30,7 @@ __all__ = [
     "TaskFailure",
     "UnretrievedReport",
     "describe",
+    "detached",
     "log_extra",
     "logger",
     "report_all_at_exit",
@@ -60,7 +61,7 @@ class TaskFailure:
     duration: float
 
 
-def _detached(exc: BaseException) -> BaseException:
+def detached(exc: BaseException) -> BaseException:
     """A copy of ``exc`` without traceback, cause or context; ``exc`` if it won't copy."""
     try:
         clone = copy.copy(exc)  # BaseException.__reduce__ keeps args and __dict__ only
@@ -85,7 +86,7 @@ def describe(
         text = f"<traceback of {type(exc).__qualname__} unavailable: {error!r}>\n"
     return TaskFailure(
         task=task_name(fn),
-        exception=_detached(exc),
+        exception=detached(exc),
         traceback=text,
         thread=thread,
         started_at=started_at,

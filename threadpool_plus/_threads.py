@@ -28,7 +28,6 @@ path):
 
 from __future__ import annotations
 
-import copy
 import sys
 import threading
 import weakref
@@ -44,7 +43,7 @@ from ._config import check_order
 from ._deadlines import Deadlines
 from ._dispatch import Dispatch
 from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded
-from ._failures import TaskFailure
+from ._failures import TaskFailure, detached
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, WorkItem, settle_unstarted
 from ._workers import Worker
@@ -249,7 +248,7 @@ class ThreadCore(Dispatch):
             self.active -= len(handed)
             doomed = self._recover(handed, error)
             self._wake_joiners()
-        settle_unstarted(doomed, lambda: copy.copy(error))
+        settle_unstarted(doomed, lambda: detached(error))
 
     def _recover(self, handed: list[WorkItem], error: BaseException) -> list[TrackedFuture[Any]]:
         """Finds another thread for tasks whose thread never started; returns the futures
@@ -272,7 +271,7 @@ class ThreadCore(Dispatch):
             return self._fail_items(doomed)
         # No thread is left to run the queue: fail it too, and the callers waiting for room
         # get the error as submit() would have raised it to them.
-        self._refuse_waiters(lambda: copy.copy(error))
+        self._refuse_waiters(lambda: detached(error))
         return self._unqueue(doomed)
 
     def start_min_workers(self) -> None:
