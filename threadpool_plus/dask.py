@@ -112,6 +112,12 @@ class DaskExecutor(PoolFront, concurrent.futures.Executor):  # type: ignore[misc
     ) -> None:
         if not isinstance(client, distributed.Client):
             raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
+        # Its calls return coroutines, and this executor calls it from any thread.
+        if getattr(client, "_asynchronous", False):
+            raise ValueError(
+                "DaskExecutor needs a synchronous distributed.Client, not one made with "
+                "asynchronous=True; from asyncio, use the executor's asubmit/arun instead"
+            )
         if max_in_flight is not None:
             check_count("max_in_flight", max_in_flight, minimum=1)
         settings = check_settings(

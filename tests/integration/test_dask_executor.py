@@ -327,6 +327,21 @@ def test_bad_client_and_bad_calls(client: distributed.Client, make_executor: Fac
     assert pool.stats().submitted == 0
 
 
+def test_an_asynchronous_client_is_refused_at_construction() -> None:
+    async def build() -> str:
+        async with (
+            distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                processes=False, n_workers=1, dashboard_address=":0", asynchronous=True
+            ) as cluster,
+            distributed.Client(cluster, asynchronous=True) as client,  # type: ignore[no-untyped-call]
+        ):
+            with pytest.raises(ValueError, match=r"synchronous distributed\.Client") as caught:
+                DaskExecutor(client)
+            return str(caught.value)
+
+    assert "asubmit" in asyncio.run(build())
+
+
 # -- the thread pool beside Dask ------------------------------------------------------------
 
 
