@@ -28,7 +28,7 @@ from tests.integration.conftest import Factory
 from tests.integration.dask_tasks import DaskGate, blocked, echo, fail
 from tests.test_otel import HISTOGRAMS, assert_matches, collect, pool_key
 from tests.test_prometheus import FAMILIES, scrape
-from threadpool_plus import PoolOverloaded
+from threadpool_plus import PoolOverloaded, ThreadPoolExecutor
 from threadpool_plus.dask import DaskExecutor
 from threadpool_plus.otel import instrument
 from threadpool_plus.prometheus import PoolCollector
@@ -37,9 +37,12 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def load(
-    make_executor: Factory, dask_gate: DaskGate
-) -> tuple[DaskExecutor, list[Future[int]]]:  # the executor and its unfinished futures
-    """An executor with 3 completed, 1 failed, 1 running, 1 queued and 1 rejected task."""
+    make_executor: Factory, dask_gate: DaskGate, make_pool: PoolFactory
+) -> tuple[DaskExecutor, ThreadPoolExecutor, list[Future[int]]]:
+    """An executor with 3 completed, 1 failed, 1 running, 1 queued and 1 rejected task (and
+    those two unfinished futures), and beside it a thread pool that ran one task."""
+    threads = make_pool(2, name="threads")
+    threads.submit(abs, -1).result()
     pool = make_executor(max_in_flight=1, max_queue_size=1, submit_timeout=0, name="cluster")
     for n in range(3):
         assert pool.submit(echo, n).result(timeout=30) == n
@@ -49,15 +52,13 @@ def load(
     queued = pool.submit(echo, 2)
     with pytest.raises(PoolOverloaded):
         pool.try_submit(echo, 3)
-    return pool, [running, queued]
+    return pool, threads, [running, queued]
 
 
 def test_prometheus_scrapes_a_dask_executor_beside_a_thread_pool(
     make_executor: Factory, dask_gate: DaskGate, make_pool: PoolFactory
 ) -> None:
-    pool, _ = load(make_executor, dask_gate)
-    threads = make_pool(2, name="threads")
-    threads.submit(abs, -1).result()
+    pool, threads, _ = load(make_executor, dask_gate, make_pool)
     registry = CollectorRegistry()
     PoolCollector(pool, threads, registry=registry)
     values = scrape(registry)
@@ -87,9 +88,7 @@ def test_prometheus_scrapes_a_dask_executor_beside_a_thread_pool(
 def test_opentelemetry_exports_a_dask_executor_beside_a_thread_pool(
     make_executor: Factory, dask_gate: DaskGate, make_pool: PoolFactory
 ) -> None:
-    pool, futures = load(make_executor, dask_gate)
-    threads = make_pool(2, name="threads")
-    threads.submit(abs, -1).result()
+    pool, threads, futures = load(make_executor, dask_gate, make_pool)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     try:
