@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -44,7 +45,7 @@ from uuid import uuid4
 from ._admission import Overflow, Waiter
 from ._dask_call import call
 from ._dask_flight import DaskFlight, InFlight, decode, forget_frames
-from ._errors import PoolOverloaded, deadline_passed
+from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded, deadline_passed
 from ._failures import describe
 from ._front import Settings
 from ._future import TrackedFuture
@@ -68,6 +69,7 @@ class DaskCore(DaskFlight):
     __slots__ = (
         "client",  # fixed at construction; never closed here (the caller owns it)
         "loop",  # the client's event loop (a tornado IOLoop); fixed
+        "owner",  # the executor (a weakref whose death calls abandon()); fixed
     )
 
     def __init__(
@@ -81,6 +83,7 @@ class DaskCore(DaskFlight):
     ) -> None:
         self.client = client
         self.loop: Any = client.loop
+        self.owner: weakref.ref[Any] | None = None  # the executor; abandon() when it dies
         self.on_task_error = settings.on_task_error
         self._open_pool(name, settings.capacity, None, settings.overflow)
         self._open_ledger(settings.failure_history, settings.histogram_buckets)
@@ -222,6 +225,20 @@ class DaskCore(DaskFlight):
         self._send(handed)
 
     # -- cancellation ---------------------------------------------------------------------
+
+    def abandon(self) -> None:
+        """The executor was garbage-collected without ``shutdown()``: nobody can submit
+        any more, what was accepted still runs, and the deadline watcher ends once nothing
+        is left to watch (as after ``shutdown(wait=False)``).
+
+        Runs in a GC callback, in whatever thread triggered the collection, maybe one that
+        holds the pool's lock or the watcher's: so only the request (see ``_pool``), and the
+        watcher is woken from the client's loop, later.
+        """
+        if self.refusal is None:
+            self.refusal = SHUTDOWN_MESSAGE
+        with contextlib.suppress(RuntimeError):  # the loop is closed: so is the client
+            self.loop.add_callback(self.deadlines.wake)
 
     def _cancel_remote(self, entry: InFlight) -> None:
         """The task's handle was cancelled: cancel its Dask future, without waiting."""

@@ -110,6 +110,8 @@ class DaskFlight(PoolCore):
             for sleeper in self.sleepers:
                 sleeper.release()
             self.sleepers.clear()
+            if self.refusal is not None:  # closed and done: the watcher may end now (it
+                self.deadlines.wake()  # never takes this lock while holding its own)
         return handed
 
     def _forget(self, future: TrackedFuture[Any]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Literal, ParamSpec, TypeVar
 
@@ -143,6 +144,9 @@ class DaskExecutor(PoolFront, concurrent.futures.Executor):  # type: ignore[misc
             settings=settings,
         )
         self._open_front(core.submit, settings, "thread", core.deadlines.watch)
+        # Collected without shutdown(): what was accepted still runs, then nothing is left.
+        # The weakref lives on the core, as the thread pool's does (see _executor).
+        core.owner = weakref.ref(self, lambda _: core.abandon())
 
     @property
     def client(self) -> distributed.Client:

@@ -8,6 +8,7 @@ The cluster, the gates and the executor factory are ``tests/integration/conftest
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import logging
 import math
 import threading
@@ -237,3 +238,21 @@ def test_drain_runs_everything_and_releases_every_key(
     assert [f.result(timeout=0) for f in futures] == list(range(10))
     assert not client.futures
     assert pool.shutdown() == report  # harmless again
+
+
+def test_an_executor_dropped_without_shutdown_runs_what_it_accepted_and_ends(
+    client: distributed.Client, dask_gate: DaskGate
+) -> None:
+    pool = DaskExecutor(client, max_in_flight=1, name="dropped")
+    view = pool.options(timeout=60)  # a deadline: the pool's watcher thread starts
+    futures = [view.submit(blocked, dask_gate.name, n) for n in range(3)]  # 1 sent, 2 queued
+    assert dask_gate.started()
+    watcher = [t for t in threading.enumerate() if t.name == "dropped-deadlines"]
+    assert len(watcher) == 1
+    del pool, view
+    gc.collect()
+    dask_gate.open()
+    assert [f.result(timeout=30) for f in futures] == [0, 1, 2]  # the queue still drained
+    watcher[0].join(timeout=10)  # it ends once nothing is left, not at the 60 s deadline
+    assert not watcher[0].is_alive()
+    wait_until(lambda: not client.futures)
