@@ -1,7 +1,7 @@
 """threadpool_plus on a bursty workload: scaling, overload, failures and exact counters.
 
 A monitor thread prints ``stats()`` a few times per second (only when it changed) while
-the main thread runs six phases:
+the main thread runs seven phases (and an eighth with the ``dask`` extra):
 
 1. bursts of sleep-bound tasks with idle gaps: the pool grows, then idle threads retire;
 2. two producers faster than the pool: ``try_submit`` and ``submit`` (``submit_timeout=0``)
@@ -15,11 +15,13 @@ the main thread runs six phases:
 5. a task cancelled while it runs (``future.cancel(interrupt=True)``): the future reports
    cancelled at once, the task sees ``current_task().cancelled``, stops early and counts as
    ``cancelled`` when it returns;
-6. cool-down and shutdown, then a table of the final counters.
+6. cool-down and shutdown, then a table of the final counters;
+7. a second pool shut down with a deadline (``shutdown(timeout=0.2)``): the report hands
+   back the queued tasks, which run elsewhere, and names the one still running, told to stop.
 
 While it runs, the pool's metrics are served for Prometheus on 127.0.0.1 (if the
-``prometheus`` extra is installed). With the ``dask`` extra, a last part runs the same
-contract on a local Dask cluster (``examples/dask_demo.py``). Run it with ``make demo``; it
+``prometheus`` extra is installed). With the ``dask`` extra, part 8 runs the same contract
+on a local Dask cluster (``examples/dask_demo.py``). Run it with ``make demo``; it
 takes about ten seconds.
 """
 
