@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+if TYPE_CHECKING:
+    from ._failures import TaskFailure
 
 __all__ = [
+    "Settings",
     "check_count",
     "check_initializer",
     "check_limits",
@@ -21,6 +25,19 @@ __all__ = [
     "check_timeout",
     "default_max_workers",
 ]
+
+
+class Settings(NamedTuple):
+    """The constructor arguments every executor validates alike, validated (by
+    ``_front.check_settings``); its core reads them once, at construction."""
+
+    capacity: int  # max_queue_size
+    submit_timeout: float | None
+    overflow: str
+    failure_history: int
+    on_task_error: Callable[[TaskFailure], object] | None
+    histogram_buckets: tuple[float, ...]
+    task_timeout: float | None
 
 
 def _type_name(value: object) -> str:

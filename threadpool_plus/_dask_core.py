@@ -43,11 +43,11 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from ._admission import Overflow, Waiter
+from ._config import Settings
 from ._dask_call import call
 from ._dask_flight import DaskFlight, InFlight, decode, forget_frames
 from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded, deadline_passed
 from ._failures import describe
-from ._front import Settings
 from ._future import TrackedFuture
 from ._handle import TaskHandle
 from ._items import WorkItem
@@ -84,9 +84,7 @@ class DaskCore(DaskFlight):
         self.client = client
         self.loop: Any = client.loop
         self.owner: weakref.ref[Any] | None = None  # the executor; abandon() when it dies
-        self.on_task_error = settings.on_task_error
-        self._open_pool(name, settings.capacity, None, settings.overflow)
-        self._open_ledger(settings.failure_history, settings.histogram_buckets)
+        self._open_core(name, settings, max_waiting=None)
         self._open_flight(max_in_flight, nthreads)
 
     # -- submitting -----------------------------------------------------------------------

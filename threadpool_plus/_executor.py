@@ -138,15 +138,11 @@ class ThreadPoolExecutor(StandardNames, PoolFront, concurrent.futures.ThreadPool
             thread_prefix=prefix or name,
             min_workers=low,
             max_workers=high,
-            capacity=settings.capacity,
+            settings=settings,
             max_waiting=max_waiting,
-            overflow=settings.overflow,
             idle_timeout=idle,
             initializer=init,
             initargs=args,
-            failure_history=settings.failure_history,
-            on_task_error=settings.on_task_error,
-            histogram_buckets=settings.histogram_buckets,
         )
         track(core)
         self._open_front(core.submit, settings, self._context, core.deadlines.watch)

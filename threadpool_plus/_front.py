@@ -10,10 +10,10 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._admission import OVERFLOW_POLICIES, TRY_ONLY
-from ._config import check_count, check_timeout
+from ._config import Settings, check_count, check_timeout
 from ._failures import TaskFailure
 from ._histogram import check_buckets
 from ._map import map_results, waiting_for_room
@@ -30,22 +30,10 @@ from ._stats import PoolStats
 if TYPE_CHECKING:
     from ._pool import PoolCore
 
-__all__ = ["PoolFront", "Settings", "check_settings"]
+__all__ = ["PoolFront", "check_settings"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class Settings(NamedTuple):
-    """The constructor arguments every executor validates alike, validated."""
-
-    capacity: int  # max_queue_size
-    submit_timeout: float | None
-    overflow: str
-    failure_history: int
-    on_task_error: Callable[[TaskFailure], object] | None
-    histogram_buckets: tuple[float, ...]
-    task_timeout: float | None
 
 
 def check_settings(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._admission import Admission, Overflow
 from ._caller import run_in_caller
+from ._config import Settings
 from ._errors import BROKEN_MESSAGE, SHUTDOWN_MESSAGE, BrokenThreadPool
 from ._failures import TaskFailure
 from ._future import TrackedFuture
@@ -79,9 +80,12 @@ class PoolCore(Admission):
     if TYPE_CHECKING:  # the type of a slot above
         on_task_error: Callable[[TaskFailure], object] | None
 
-    def _open_pool(self, name: str, capacity: int, max_waiting: int | None, overflow: str) -> None:
+    def _open_core(self, name: str, settings: Settings, max_waiting: int | None) -> None:
+        """Sets up every layer up to this one, from the validated settings."""
         self.name = name  # fixed at construction; read without the lock
-        self.capacity = capacity  # likewise; 0 = unbounded
+        self.capacity = settings.capacity  # likewise; 0 = unbounded
+        self.on_task_error = settings.on_task_error  # likewise
+        self._open_ledger(settings.failure_history, settings.histogram_buckets)
         self._reset_sync()
         # Guarded by self.lock:
         self.state = State.OPEN
@@ -90,7 +94,7 @@ class PoolCore(Admission):
         self.shut_down = False  # shutdown was asked for (the standard pool's _shutdown)
         self.queue: deque[WorkItem] = deque()  # accepted, not started; FIFO
         self.active = 0  # tasks handed to a runner and not yet counted as done
-        self._open_admission(max_waiting, overflow)
+        self._open_admission(max_waiting, settings.overflow)
 
     def _reset_sync(self) -> None:
         self.lock = threading.Lock()

@@ -39,11 +39,11 @@ from time import perf_counter, sleep
 from typing import Any
 
 from ._admission import Overflow, Waiter
-from ._config import check_order
+from ._config import Settings, check_order
 from ._deadlines import Deadlines
 from ._dispatch import Dispatch
 from ._errors import SHUTDOWN_MESSAGE, PoolOverloaded
-from ._failures import TaskFailure, detached
+from ._failures import detached
 from ._future import TrackedFuture
 from ._items import EXIT, WAKE, WorkItem, settle_unstarted
 from ._workers import Worker
@@ -77,26 +77,20 @@ class ThreadCore(Dispatch):
         thread_prefix: str,
         min_workers: int,
         max_workers: int,
-        capacity: int,
-        max_waiting: int | None = None,
-        overflow: str = "reject",
+        settings: Settings,
+        max_waiting: int | None,
         idle_timeout: float | None,
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
-        failure_history: int,
-        on_task_error: Callable[[TaskFailure], object] | None,
-        histogram_buckets: tuple[float, ...],
     ) -> None:
         # Fixed at construction; read without the lock.
         self.thread_prefix = thread_prefix
         self.idle_timeout = idle_timeout
         self.initializer = initializer
         self.initargs = initargs
-        self.on_task_error = on_task_error
         # The GIL hand-over heuristics in submit() only help where there is a GIL.
         self.yield_gil = _gil_enabled()
-        self._open_pool(name, capacity, max_waiting, overflow)
-        self._open_ledger(failure_history, histogram_buckets)
+        self._open_core(name, settings, max_waiting)
         # Everything below is guarded by self.lock.
         self.min_workers = min_workers
         self.max_workers = max_workers
