@@ -22,11 +22,16 @@ from threadpool_plus import PoolOverloaded, TaskFailure, ThreadPoolExecutor
 pytestmark = pytest.mark.timeout(30)
 
 
-def full_pool(make_pool: PoolFactory, gate: Gate, **options: Any) -> ThreadPoolExecutor:
-    """One thread held on ``gate`` and a queue of two, full."""
+def full_pool(
+    make_pool: PoolFactory, gate: Gate, *, fill: bool = True, **options: Any
+) -> ThreadPoolExecutor:
+    """One thread held on ``gate`` and a queue of two, filled (unless ``fill`` is False)."""
     pool = make_pool(1, max_queue_size=2, **{"submit_timeout": 0, **options})
     pool.submit(gate.wait)
     wait_until(lambda: gate.entered == 1)
+    if fill:
+        pool.submit(abs, -1)
+        pool.submit(abs, -2)
     return pool
 
 
@@ -39,7 +44,7 @@ def counters_add_up(pool: ThreadPoolExecutor) -> bool:
 def test_drop_oldest_cancels_the_oldest_queued_task_and_queues_the_new_one(
     make_pool: PoolFactory, gate: Gate, wait: float
 ) -> None:
-    pool = full_pool(make_pool, gate, overflow="drop_oldest", submit_timeout=wait)
+    pool = full_pool(make_pool, gate, fill=False, overflow="drop_oldest", submit_timeout=wait)
     ran: list[str] = []
     oldest = pool.submit(ran.append, "oldest")
     second = pool.submit(ran.append, "second")
@@ -58,8 +63,6 @@ def test_caller_runs_runs_the_task_in_the_submitting_thread(
     make_pool: PoolFactory, gate: Gate
 ) -> None:
     pool = full_pool(make_pool, gate, overflow="caller_runs")
-    pool.submit(abs, -1)
-    pool.submit(abs, -2)  # the queue is full now
     seen: dict[str, Any] = {}
 
     def here(x: int) -> int:
@@ -85,8 +88,6 @@ def test_a_failure_run_by_the_caller_is_recorded_like_a_workers(
 ) -> None:
     failures: list[TaskFailure] = []
     pool = full_pool(make_pool, gate, overflow="caller_runs", on_task_error=failures.append)
-    pool.submit(abs, -1)
-    pool.submit(abs, -2)
 
     def broken() -> None:
         raise ValueError("in the caller")
@@ -110,8 +111,6 @@ def test_ctrl_c_in_a_task_the_caller_runs_reaches_the_caller(
     make_pool: PoolFactory, gate: Gate
 ) -> None:
     pool = full_pool(make_pool, gate, overflow="caller_runs")
-    pool.submit(abs, -1)
-    pool.submit(abs, -2)
 
     def interrupted() -> None:
         raise KeyboardInterrupt
@@ -128,8 +127,6 @@ def test_caller_runs_refuses_on_a_thread_that_runs_an_event_loop(
     make_pool: PoolFactory, gate: Gate
 ) -> None:
     pool = full_pool(make_pool, gate, overflow="caller_runs")
-    pool.submit(abs, -1)
-    pool.submit(abs, -2)
 
     async def main() -> None:
         with pytest.raises(PoolOverloaded):
@@ -162,8 +159,6 @@ def test_try_submit_always_raises_and_map_always_waits(
     make_pool: PoolFactory, gate: Gate, policy: str
 ) -> None:
     pool = full_pool(make_pool, gate, overflow=policy)
-    pool.submit(abs, -1)
-    pool.submit(abs, -2)
     with pytest.raises(PoolOverloaded):
         pool.try_submit(abs, -3)
     results: list[list[int]] = []
